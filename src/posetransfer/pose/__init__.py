@@ -1,0 +1,1 @@
+"""Keypoints and pose maps."""
