@@ -118,17 +118,25 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         elif args:
             if len(args) != len(value):
                 raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}")
-            items = [_coerce(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value))]
+            pairs = enumerate(zip(args, value, strict=True))
+            items = [_coerce(a, v, f"{where}[{i}]") for i, (a, v) in pairs]
         else:
             items = list(value)
         return tuple(items) if (origin or tp) is tuple else items
     if tp is Any:
         return value
+    if tp is float and isinstance(value, str):
+        # YAML 1.1 reads "1e-3" (no dot) as a string; accept it as a number.
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected float, got {value!r}") from None
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp is Path and isinstance(value, str):
         return Path(value)
-    if isinstance(tp, type) and not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+    wrong_type = isinstance(tp, type) and not isinstance(value, tp)
+    if wrong_type or (tp is int and isinstance(value, bool)):
         raise ConfigError(f"{where}: expected {getattr(tp, '__name__', tp)}, got {value!r}")
     return value
 
@@ -157,7 +165,8 @@ def apply_overrides(cfg: T, overrides: Sequence[str]) -> T:
         parts = key.split(".")
         for depth, part in enumerate(parts[:-1]):
             if not isinstance(node.get(part), dict):
-                raise ConfigError(f"override {item!r}: {'.'.join(parts[: depth + 1])} is not a section")
+                section = ".".join(parts[: depth + 1])
+                raise ConfigError(f"override {item!r}: {section} is not a section")
             node = node[part]
         if parts[-1] not in node:
             raise ConfigError(
