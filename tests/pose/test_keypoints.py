@@ -237,7 +237,7 @@ def test_half_missing_point_is_missing_and_floor_picks_the_pixel() -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "dtype"), [(-2, np.int64), (3.5, np.float64), (np.nan, np.float64)]
+    ("value", "dtype"), [(-2, np.int64), (-0.5, np.float64), (np.nan, np.float64)]
 )
 def test_from_indices_rejects_non_indices(value, dtype) -> None:
     indices = np.zeros((18, 2), dtype=dtype)
@@ -275,3 +275,11 @@ def test_stack_poses(rng) -> None:
     assert xy.shape == (0, 18, 2) and valid.shape == (0, 18)
     with pytest.raises(TypeError, match="ndarray"):
         stack_poses([poses[0], np.zeros((18, 2))])
+
+
+def test_from_indices_reads_sub_pixel_values_as_continuous_indices() -> None:
+    indices = np.zeros((18, 2))
+    indices[Keypoint.NOSE] = (3.25, 7.5)
+    pose = Pose.from_indices(indices)
+    np.testing.assert_allclose(pose.xy[Keypoint.NOSE], [3.75, 8.0])
+    np.testing.assert_array_equal(pose.to_indices()[Keypoint.NOSE], [3, 8])

@@ -232,10 +232,10 @@ def _parse_coordinate_list(text: str, path: Path, line: int, field: str) -> list
         )
     for k, value in enumerate(values):
         number = not isinstance(value, bool) and isinstance(value, int | float)
-        if not (number and math.isfinite(value) and value == int(value) and value >= -1):
+        if not (number and math.isfinite(value) and (value >= 0 or value == -1)):
             raise FormatError(
                 path,
-                f"value {k} is {value!r}, not a pixel index (an integer >= 0, or -1 if missing)",
+                f"value {k} is {value!r}, not a pixel coordinate (>= 0, or -1 if missing)",
                 line=line,
                 field=field,
             )

@@ -176,14 +176,16 @@ class Pose:
         """Read integer pixel indices as stored in keypoint files.
 
         Args:
-            ij_xy: ``(18, 2)`` integer ``(col, row)`` indices; ``-1`` in either coordinate marks
-                a missing point. Integral floats (``12.0``) are accepted.
+            ij_xy: ``(18, 2)`` ``(col, row)`` pixel indices; ``-1`` in either coordinate marks
+                a missing point. Files from detectors hold integers; sub-pixel values (projected
+                joints, as in the original's ``pose_label_adapt.pkl``) are read the same way, as
+                continuous index coordinates.
 
         Returns:
             The pose at the pixel centres, ``xy = index + 0.5``.
 
         Raises:
-            ValueError: On a wrong shape, a non-integral value or a negative value other than -1.
+            ValueError: On a wrong shape, a non-finite value or a negative value other than -1.
         """
         raw = np.asarray(ij_xy)
         if raw.shape != (NUM_KEYPOINTS, 2):
@@ -191,12 +193,12 @@ class Pose:
         if raw.dtype.kind not in "iuf":
             raise ValueError(f"keypoint indices must be integers, got dtype {raw.dtype}")
         values = raw.astype(np.float64)
-        bad = ~np.isfinite(values) | (values != np.floor(values)) | (values < MISSING_COORD)
+        bad = ~np.isfinite(values) | ((values < 0) & (values != MISSING_COORD))
         if bad.any():
             k, c = np.argwhere(bad)[0]
             raise ValueError(
                 f"keypoint {Keypoint(k).name.lower()} {'xy'[c]}={raw[k, c]!r} is not a pixel "
-                f"index (an integer >= 0, or {MISSING_COORD} for a missing point)"
+                f"coordinate (a value >= 0, or {MISSING_COORD} for a missing point)"
             )
         valid = (values != MISSING_COORD).all(axis=1)
         return cls(values + 0.5, valid)
