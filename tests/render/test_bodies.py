@@ -10,7 +10,7 @@ from posetransfer.render.bodies import body_image_vertices, render_body_flow
 
 
 def _camera(tx: float, ty: float) -> torch.Tensor:
-    return make_camera(torch.tensor([110.0]), torch.tensor([tx]), torch.tensor([ty]))
+    return make_camera(torch.tensor([60.0]), torch.tensor([tx]), torch.tensor([ty]))
 
 
 def test_same_body_same_camera_gives_zero_visible_flow(body_model):
@@ -18,7 +18,7 @@ def test_same_body_same_camera_gives_zero_visible_flow(body_model):
     cam = _camera(44, 60)
     field = render_body_flow(body_model, params, cam, params, cam, (128, 88))
     fg = field.visibility[0] != Visibility.BACKGROUND
-    assert fg.sum() > 1000
+    assert fg.sum() > 800
     assert (field.visibility[0][fg] == Visibility.VISIBLE).all()
     assert field.flow[:, :, fg[None].expand(1, -1, -1)[0]].abs().max() < 1e-4
 
