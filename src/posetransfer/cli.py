@@ -216,6 +216,7 @@ register(
     )
 )
 
+import posetransfer.eval.cli_command  # noqa: E402, F401  (registers `evaluate`)
 
 # ---------------------------------------------------------------------------------- the parser
 
