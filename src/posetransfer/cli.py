@@ -216,6 +216,7 @@ register(
     )
 )
 
+import posetransfer.data.synthetic_cli  # noqa: E402  (registers `make-synthetic`)
 import posetransfer.eval.cli_command  # noqa: E402, F401  (registers `evaluate`)
 
 # ---------------------------------------------------------------------------------- the parser

@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text"]
+import numpy as np
+
+__all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text", "write_npz"]
 
 
 @contextlib.contextmanager
@@ -53,3 +56,22 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     with atomic_open(path, "w") as f:
         f.write(text)
+
+
+def write_npz(file: IO[bytes], **arrays: np.ndarray) -> None:
+    """Write arrays as a compressed ``.npz`` whose bytes depend only on the arrays.
+
+    ``np.savez_compressed`` stamps each member with the current time, so two runs that compute
+    the same arrays write different files. This writes the same format (``np.load`` reads it)
+    with a fixed member timestamp, so reruns and shards can be compared byte for byte.
+
+    Args:
+        file: A binary file open for writing (e.g. from :func:`atomic_open`).
+        **arrays: Arrays by member name (stored as ``<name>.npy``).
+    """
+    with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, array in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with archive.open(info, "w") as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)

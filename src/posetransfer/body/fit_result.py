@@ -13,7 +13,7 @@ from torch import Tensor
 
 from posetransfer.body.camera import rescale_camera
 from posetransfer.body.params import BodyParams
-from posetransfer.io import atomic_write_bytes
+from posetransfer.io import atomic_write_bytes, write_npz
 
 __all__ = ["FitResult"]
 
@@ -145,7 +145,7 @@ class FitResult:
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write an ``.npz`` file atomically (no pickles)."""
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, **self.to_dict())
+        write_npz(buffer, **self.to_dict())
         atomic_write_bytes(path, buffer.getvalue())
 
     @classmethod

@@ -32,7 +32,7 @@ import numpy as np
 
 from posetransfer.conventions import Visibility
 from posetransfer.data.formats import FormatError, PathLike
-from posetransfer.io import atomic_open
+from posetransfer.io import atomic_open, write_npz
 
 __all__ = ["flow_filename", "read_any_flow", "read_corr", "read_flow", "write_corr", "write_flow"]
 
@@ -197,7 +197,7 @@ def write_flow(path: PathLike, flow: np.ndarray, visibility: np.ndarray) -> None
             path, f"flow magnitude {peak:g} exceeds the float16 range {FLOAT16_MAX:g}", field="flow"
         )
     with atomic_open(path, "wb") as f:
-        np.savez_compressed(f, flow=flow.astype(np.float16), visibility=visibility)
+        write_npz(f, flow=flow.astype(np.float16), visibility=visibility)
 
 
 def read_any_flow(path: PathLike) -> tuple[np.ndarray, np.ndarray]:
