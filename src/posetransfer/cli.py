@@ -218,6 +218,7 @@ register(
 
 import posetransfer.data.synthetic_cli  # noqa: E402  (registers `make-synthetic`)
 import posetransfer.eval.cli_command  # noqa: E402, F401  (registers `evaluate`)
+from posetransfer.render import synth_flow_cli as _synth_flow_cli  # noqa: E402, F401
 
 # ---------------------------------------------------------------------------------- the parser
 
