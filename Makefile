@@ -8,7 +8,7 @@ export WARP_CACHE_PATH ?= $(CURDIR)/.cache/warp
 export XDG_CACHE_HOME  ?= $(CURDIR)/.cache/xdg
 export MPLCONFIGDIR    ?= $(CURDIR)/.cache/matplotlib
 
-.PHONY: install test demo lint bench clean
+.PHONY: install browser test demo lint bench clean
 
 install: $(STAMP)
 
@@ -20,7 +20,17 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-test: install
+# The report test opens HTML in headless Chromium (Debian's `chromium`); installed when missing
+# (as root, or with sudo). Set POSETRANSFER_SKIP_BROWSER_TESTS=1 to skip that one test instead.
+browser:
+	@if [ -z "$$POSETRANSFER_SKIP_BROWSER_TESTS" ] && ! command -v chromium >/dev/null; then \
+		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
+		echo "installing Debian's chromium for the browser test"; \
+		$$sudo apt-get update -qq && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+test: install browser
 	$(PY) -m ruff check src tests benchmarks
 	$(PY) -m pytest -q
 
