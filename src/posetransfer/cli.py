@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import importlib
 import json
 import logging
 import sys
@@ -216,9 +217,16 @@ register(
     )
 )
 
-import posetransfer.data.synthetic_cli  # noqa: E402  (registers `make-synthetic`)
-import posetransfer.eval.cli_command  # noqa: E402, F401  (registers `evaluate`)
-from posetransfer.render import synth_flow_cli as _synth_flow_cli  # noqa: E402, F401
+# The stages' commands live next to their code; importing a module registers its commands.
+_COMMAND_MODULES = (
+    "posetransfer.data.synthetic_cli",  # make-synthetic
+    "posetransfer.render.synth_flow_cli",  # synth-flow, show-flow
+    "posetransfer.train.flow_cli",  # train-flow, evaluate-flow
+    "posetransfer.train.generator_cli",  # train, infer
+    "posetransfer.eval.cli_command",  # evaluate
+)
+for _module in _COMMAND_MODULES:
+    importlib.import_module(_module)
 
 # ---------------------------------------------------------------------------------- the parser
 
