@@ -18,7 +18,7 @@ from posetransfer.data.datasets import collate_pairs
 from posetransfer.data.formats import read_pairs_csv
 from posetransfer.models.flow_regressor import FlowRegressorConfig
 from posetransfer.pose.maps import PoseMapConfig
-from posetransfer.train import NonFiniteLossError, StepContext, run_training
+from posetransfer.train import NonFiniteLossError, StepContext, eval_mode, run_training
 from posetransfer.train.distributed import DistInfo
 from posetransfer.train.flow_stage import (
     FlowDataConfig,
@@ -240,3 +240,22 @@ def test_load_flow_regressor_returns_the_frozen_best_weights(
     assert all(torch.equal(final[k], v) for k, v in latest.state_dict().items())
     with pytest.raises(ConfigError, match="not a train-flow run folder"):
         load_flow_regressor(tmp_path)
+
+
+def test_sample_grid_rows_follow_each_pair(synth: Path, tiny_cfg: FlowStageConfig) -> None:
+    batch = _one_batch(synth, tiny_cfg)
+    stage = FlowStage(tiny_cfg, torch.device("cpu"), sample_batch=batch)
+    with eval_mode([stage.net]):
+        tiles = stage.sample_images(_context(stage))
+        pred_bg = stage.net(batch.source_pose_map, batch.target_pose_map).visibility == 2
+    assert tiles.shape == (4 * 8, 3, 64, 48) and tiles.min() >= -1 and tiles.max() <= 1
+    rows = tiles.reshape(4, 8, 3, 64, 48)
+    assert torch.equal(rows[:, 0], batch.source_image) and torch.equal(
+        rows[:, 1], batch.target_image
+    )
+    white = (rows == 1.0).all(dim=2)  # (pair, tile, H, W)
+    gt_bg = batch.visibility == 2
+    for i in range(4):
+        assert white[i, 3][pred_bg[i]].all()  # predicted flow drawn on the predicted body only
+        assert white[i, 6][gt_bg[i]].all() and white[i, 7][pred_bg[i]].all()  # warped sources
+        assert not white[i, 2][~gt_bg[i]].all()  # the true flow shows on the body

@@ -229,12 +229,12 @@ class FlowStage(Stage):
         assert b.flow is not None and b.visibility is not None
         pred = self.net(b.source_pose_map, b.target_pose_map)
         tiles = []
-        body = pred.visibility != int(Visibility.BACKGROUND)
+        pred_body = pred.visibility != int(Visibility.BACKGROUND)
         for i in range(len(b)):
             scale = max(float(b.flow[i].norm(dim=0).max()), 1.0)
             colours = [
                 flow_to_color(b.flow[i].cpu(), scale),
-                flow_to_color((pred.flow[i] * body[i]).cpu(), scale),
+                flow_to_color((pred.flow[i] * pred_body[i]).cpu(), scale),
                 visibility_to_color(b.visibility[i].cpu().numpy()),
                 visibility_to_color(pred.visibility[i].cpu().numpy()),
             ]

@@ -1,0 +1,483 @@
+"""Train the paper's ablations from one config and score them with baselines on the test split.
+
+Variants (paper Table 2, ``reference/official_repo.md`` §4.6), as overrides of one
+:class:`GeneratorStageConfig` (the *base*):
+
+- ``full``: the base itself (dual encoder, feature warping with visibility, pixel warping).
+- ``no_pixel_warp``: ``pixel_warp.enabled=false`` (the full generator alone; released id 0.4).
+- ``no_visibility``: no pixel warping, ``generator.visibility=none`` (0.3).
+- ``no_flow``: no pixel warping, ``generator.use_flow=false generator.visibility=none`` (0.2;
+  the model requires ``visibility=none`` without flow).
+- ``single_encoder``: no pixel warping, ``generator.dual_encoder=false`` with
+  ``use_flow=false visibility=none`` (0.1: one encoder on ``cat(x_src, p_tgt)``, no flow; the
+  generator rejects a single encoder with flow).
+
+As in the paper, pixel warping is added to the full model only: every ablation is a generator
+alone, each removing one more component. The generator ablations train for the base's
+``schedule.coarse_steps`` steps (the full model's generator budget); when ``no_pixel_warp`` is
+also trained, ``full`` is that run's generator plus a refiner trained for the remaining
+``train.max_steps - schedule.coarse_steps`` steps (``schedule.init_generator``, as the original
+loaded the 0.4 generator), so the two differ by exactly the refiner.
+
+Baselines need no training: ``copy_source`` (the output is the source image), ``warp_pred``
+(the source warped by the flow regressor's prediction) and ``warp_3d`` (warped by the
+``synth-flow`` flow of the pair). Flow is 0 on background by convention, so both warps keep the
+source's own pixel wherever the target is background.
+
+Scores are :func:`posetransfer.eval.evaluate.evaluate_folders` with protocol ``native``: SSIM with
+a Gaussian window (sigma 1.5) on 8-bit values with the fixed range 255, PSNR and L1 on
+``[0, 255]`` (mean absolute difference / 255), plus ``mask_ssim``/``mask_l1`` inside the targets'
+keypoint masks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from multiprocessing import get_context
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from posetransfer.config import apply_overrides, from_dict, to_dict
+from posetransfer.data.formats import (
+    discover_dataset,
+    flow_filename,
+    read_any_flow,
+    read_pairs_csv,
+    write_pairs_csv,
+)
+from posetransfer.eval.evaluate import EvaluateConfig, evaluate_folders
+from posetransfer.models.flow_regressor import FlowRegressor
+from posetransfer.models.generator import condition_from_prediction
+from posetransfer.ops.flow_viz import save_png, tensor_to_uint8
+from posetransfer.ops.warp import warp
+from posetransfer.pose.maps import pose_maps
+from posetransfer.train.checkpoint import CheckpointError, find_checkpoint
+from posetransfer.train.flow_stage import FlowStageConfig
+from posetransfer.train.generator_config import GeneratorStageConfig
+from posetransfer.train.inference import PoseTransferPipeline
+from posetransfer.train.inference_io import PairListDataset, gfla_name, infer_pairs
+
+__all__ = [
+    "BASELINES",
+    "METRICS",
+    "VARIANTS",
+    "Variant",
+    "compare",
+    "load_flow_net",
+    "run_steps",
+    "score_methods",
+    "select_test_pairs",
+    "train_variants",
+    "variant_config",
+    "write_baselines",
+]
+
+logger = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+
+_NO_PW = ("pixel_warp.enabled=false",)
+_NO_FLOW = ("generator.use_flow=false", "generator.visibility=none")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One trained model of the comparison.
+
+    Attributes:
+        name: Key in the results (``full``, ``no_flow``, ...).
+        overrides: Dotted overrides applied to the base config.
+        description: One line for tables.
+    """
+
+    name: str
+    overrides: tuple[str, ...]
+    description: str
+
+
+#: The paper's Table 2, full model first.
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant("full", (), "dual encoder, flow-warped skips with visibility, pixel warping"),
+        Variant("no_pixel_warp", _NO_PW, "the full generator without the pixel-warp refiner"),
+        Variant("no_visibility", (*_NO_PW, "generator.visibility=none"), "warping, no visibility"),
+        Variant("no_flow", (*_NO_PW, *_NO_FLOW), "dual encoder, un-warped appearance skips"),
+        Variant(
+            "single_encoder",
+            (*_NO_PW, *_NO_FLOW, "generator.dual_encoder=false"),
+            "one encoder on cat(source, target pose), no flow",
+        ),
+    )
+}
+
+#: Baselines without training.
+BASELINES: dict[str, str] = {
+    "copy_source": "the source image unchanged",
+    "warp_pred": "the source warped by the predicted flow",
+    "warp_3d": "the source warped by the synth-flow 3D flow (fitted from keypoints)",
+}
+
+#: Metrics kept from the evaluation report.
+METRICS = ("ssim", "psnr", "l1", "mask_ssim", "mask_l1")
+
+
+def variant_config(
+    base: GeneratorStageConfig, name: str, run_root: PathLike, names: Sequence[str] = ()
+) -> GeneratorStageConfig:
+    """The config of one variant (see the module docstring for the step budgets).
+
+    Args:
+        base: The full model's config (``data.root`` and ``flow.checkpoint`` set).
+        name: A key of :data:`VARIANTS`.
+        run_root: Folder holding one run folder per variant (``run_root/<name>``).
+        names: All variants trained together; ``full`` starts from ``no_pixel_warp`` when listed.
+
+    Raises:
+        ValueError: An unknown variant name.
+    """
+    if name not in VARIANTS:
+        raise ValueError(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
+    cfg = apply_overrides(base, VARIANTS[name].overrides)
+    pixel_warp = base.pixel_warp.enabled
+    coarse = base.schedule.coarse_steps
+    if name != "full" and pixel_warp:
+        return replace(cfg, train=replace(cfg.train, max_steps=max(coarse, 1)))
+    if name == "full" and pixel_warp and "no_pixel_warp" in names:
+        if base.train.max_steps <= coarse:
+            raise ValueError(
+                f"train.max_steps={base.train.max_steps} leaves no refiner steps after "
+                f"schedule.coarse_steps={coarse}"
+            )
+        schedule = replace(
+            cfg.schedule, coarse_steps=0, init_generator=Path(run_root) / "no_pixel_warp"
+        )
+        train = replace(cfg.train, max_steps=base.train.max_steps - coarse)
+        return replace(cfg, schedule=schedule, train=train)
+    return cfg
+
+
+def run_steps(run_dir: PathLike) -> int:
+    """Steps of a run's latest checkpoint (0 when it has none)."""
+    try:
+        ckpt = find_checkpoint(run_dir, "latest")
+    except (CheckpointError, FileNotFoundError):
+        return 0
+    return int(json.loads((ckpt / "meta.json").read_text(encoding="utf-8"))["step"])
+
+
+def load_flow_net(run_dir: PathLike) -> tuple[FlowRegressor, FlowStageConfig]:
+    """A ``train-flow`` run's best regressor, or its latest when it has no ``best/``."""
+    from posetransfer.train.flow_stage import load_flow_regressor
+
+    try:
+        return load_flow_regressor(run_dir, "best")
+    except CheckpointError:
+        return load_flow_regressor(run_dir, "latest")
+
+
+def _logged_step(run_dir: Path) -> int:
+    """The last training step a run logged in ``stats.jsonl`` (for progress only)."""
+    path = run_dir / "stats.jsonl"
+    if not path.is_file():
+        return 0
+    step = 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if '"kind": "train"' in line:
+            try:
+                step = int(json.loads(line)["step"])
+            except (ValueError, KeyError):
+                continue
+    return step
+
+
+def _train_one(cfg_data: dict, run_dir: str, threads: int) -> float:
+    """Worker entry point: train one variant with ``threads`` torch threads; wall seconds."""
+    from posetransfer.train.generator_stage import train_generator
+
+    torch.set_num_threads(threads)
+    start = time.perf_counter()
+    train_generator(from_dict(GeneratorStageConfig, cfg_data), run_dir)
+    return time.perf_counter() - start
+
+
+def train_variants(
+    base: GeneratorStageConfig,
+    names: Sequence[str],
+    run_root: PathLike,
+    *,
+    workers: int = 1,
+    threads: int = 1,
+    progress: bool = False,
+) -> dict[str, float]:
+    """Train the variants, ``workers`` at a time; finished runs are skipped, stopped ones resume.
+
+    Each variant trains in ``run_root/<name>`` with ``threads`` torch threads; with
+    ``workers > 1`` each runs in its own (spawned) process. ``full`` waits for ``no_pixel_warp``
+    when it starts from it.
+
+    Args:
+        base: The full model's config.
+        names: Keys of :data:`VARIANTS`.
+        run_root: Parent of the run folders.
+        workers: Variants trained at once.
+        threads: Torch threads per variant.
+        progress: One progress bar over all variants' steps.
+
+    Returns:
+        Variant -> training wall seconds (0 for runs found finished).
+    """
+    if workers < 1 or threads < 1:
+        raise ValueError(f"workers and threads must be >= 1, got {workers} and {threads}")
+    run_root = Path(run_root)
+    cfgs = {name: variant_config(base, name, run_root, names) for name in names}
+    steps = {name: cfg.train.max_steps for name, cfg in cfgs.items()}
+    seconds = {name: 0.0 for name in names}
+    todo = [name for name in names if run_steps(run_root / name) < steps[name]]
+    done = set(names) - set(todo)
+    for name in sorted(done):
+        logger.info("variant %s: finished run found in %s", name, run_root / name)
+
+    def ready(name: str) -> bool:
+        init = cfgs[name].schedule.init_generator
+        return init is None or init.name not in names or init.name in done
+
+    bar = tqdm(total=sum(steps.values()), desc="train variants", unit="step", disable=not progress)
+    bar.update(sum(steps[n] for n in done))
+    counted = {name: 0 for name in todo}
+
+    def tick() -> None:
+        for name in counted:
+            now = steps[name] if name in done else _logged_step(run_root / name)
+            bar.update(max(now - counted[name], 0))
+            counted[name] = max(now, counted[name])
+
+    if workers == 1:
+        for name in todo:
+            seconds[name] = _train_one(to_dict(cfgs[name]), str(run_root / name), threads)
+            done.add(name)
+            tick()
+        bar.close()
+        return seconds
+    context = get_context("spawn")
+    running: dict[Future[float], str] = {}
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        while todo or running:
+            for name in [n for n in todo if ready(n)][: workers - len(running)]:
+                todo.remove(name)
+                job = pool.submit(_train_one, to_dict(cfgs[name]), str(run_root / name), threads)
+                running[job] = name
+                logger.info("variant %s: training %d steps", name, steps[name])
+            finished, _ = wait(list(running), timeout=2.0, return_when=FIRST_COMPLETED)
+            for job in finished:
+                name = running.pop(job)
+                seconds[name] = job.result()
+                done.add(name)
+                logger.info("variant %s: trained in %.0f s", name, seconds[name])
+            tick()
+    bar.close()
+    return seconds
+
+
+def select_test_pairs(
+    data_root: PathLike, out_csv: PathLike, split: str = "test", max_pairs: int | None = None
+) -> list[tuple[str, str]]:
+    """The pairs of ``split`` (evenly spaced ``max_pairs`` of them), also written to ``out_csv``."""
+    files = discover_dataset(data_root)
+    if split not in files.pairs:
+        raise ValueError(f"{data_root}: no split {split!r}; available: {files.splits}")
+    pairs = read_pairs_csv(files.pairs[split])
+    if max_pairs is not None and len(pairs) > max_pairs:
+        stride = len(pairs) / max_pairs
+        pairs = [pairs[int(k * stride)] for k in range(max_pairs)]
+    write_pairs_csv(out_csv, pairs)
+    return pairs
+
+
+def write_baselines(
+    data_root: PathLike,
+    pairs: Sequence[tuple[str, str]],
+    out_root: PathLike,
+    *,
+    flow_run: PathLike | None = None,
+    flows_3d: PathLike | None = None,
+    methods: Sequence[str] = tuple(BASELINES),
+    protocol: str = "native",
+    batch_size: int = 16,
+) -> dict[str, Path]:
+    """Write each baseline's outputs to ``out_root/<method>/<source>_2_<target>.png``.
+
+    Args:
+        data_root: Dataset folder.
+        pairs: ``(source, target)`` names.
+        out_root: Parent of the output folders.
+        flow_run: ``train-flow`` run (needed for ``warp_pred``).
+        flows_3d: Folder of the pairs' ``synth-flow`` flow files (needed for ``warp_3d``).
+        methods: Keys of :data:`BASELINES`.
+        protocol: Image protocol of the images.
+        batch_size: Pairs per batch.
+
+    Returns:
+        Method -> output folder.
+    """
+    unknown = [m for m in methods if m not in BASELINES]
+    if unknown:
+        raise ValueError(f"unknown baseline {unknown[0]!r}; choose from {', '.join(BASELINES)}")
+    if "warp_pred" in methods and flow_run is None:
+        raise ValueError("baseline warp_pred needs flow_run (a train-flow run folder)")
+    if "warp_3d" in methods and flows_3d is None:
+        raise ValueError("baseline warp_3d needs flows_3d (a folder of synth-flow flow files)")
+    net, flow_cfg = load_flow_net(flow_run) if "warp_pred" in methods else (None, None)
+    dataset = PairListDataset(data_root, pairs, protocol)
+    dirs = {m: Path(out_root) / m for m in methods}
+    for batch in DataLoader(dataset, batch_size=batch_size):
+        x_src = batch["source_image"]
+        index = batch["index"].tolist()
+        outputs: dict[str, torch.Tensor] = {}
+        if "copy_source" in methods:
+            outputs["copy_source"] = x_src
+        if net is not None and flow_cfg is not None:
+            size = tuple(x_src.shape[-2:])
+            maps = [
+                pose_maps(batch[k + "_xy"], batch[k + "_valid"], size, flow_cfg.data.pose_map)
+                for k in ("src", "tgt")
+            ]
+            with torch.no_grad():
+                flow, _ = condition_from_prediction(net(*maps))
+            outputs["warp_pred"] = warp(x_src, flow)
+        if "warp_3d" in methods:
+            assert flows_3d is not None
+            flows = [
+                torch.from_numpy(read_any_flow(Path(flows_3d) / flow_filename(*pairs[i]))[0])
+                for i in index
+            ]
+            outputs["warp_3d"] = warp(x_src, torch.stack(flows).permute(0, 3, 1, 2).float())
+        for method, images in outputs.items():
+            for i, image in zip(index, images, strict=True):
+                save_png(dirs[method] / gfla_name(*pairs[i]), tensor_to_uint8(image))
+    return dirs
+
+
+def score_methods(
+    outputs: Mapping[str, PathLike],
+    data_root: PathLike,
+    pairs_csv: PathLike,
+    split: str = "test",
+    *,
+    progress: bool = False,
+) -> dict[str, dict[str, float | None]]:
+    """Score each method's folder against the ground truth (protocol ``native``).
+
+    Returns:
+        Method -> :data:`METRICS` -> value.
+    """
+    files = discover_dataset(data_root)
+    cfg = EvaluateConfig(lpips=False, fid=False, batch_size=32)
+    scores = {}
+    for method, folder in outputs.items():
+        report = evaluate_folders(
+            folder, files.image_dirs[split], "native", cfg, pairs_csv=pairs_csv,
+            annotations_csv=files.annotations.get(split), progress=progress,
+        )  # fmt: skip
+        scores[method] = {k: report["metrics"].get(k) for k in METRICS}
+    return scores
+
+
+@dataclass
+class Comparison:
+    """What :func:`compare` produced.
+
+    Attributes:
+        metrics: Method (variants, then baselines) -> metric -> value.
+        runs: Variant -> run folder.
+        outputs: Method -> folder of its test outputs.
+        pairs_csv: The scored test pairs.
+        seconds: Phase (``train <variant>``, ``infer``, ``baselines``, ``score``) -> wall seconds.
+    """
+
+    metrics: dict[str, dict[str, float | None]]
+    runs: dict[str, Path]
+    outputs: dict[str, Path]
+    pairs_csv: Path
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def compare(
+    base: GeneratorStageConfig,
+    out_dir: PathLike,
+    *,
+    flows_3d: PathLike | None,
+    variants: Sequence[str] = tuple(VARIANTS),
+    baselines: Sequence[str] = tuple(BASELINES),
+    max_test_pairs: int | None = None,
+    workers: int = 1,
+    threads: int = 1,
+    progress: bool = False,
+    on_phase: Callable[[str, float], None] | None = None,
+) -> Comparison:
+    """Train the variants, render the test pairs with each and the baselines, and score all.
+
+    Layout: ``out_dir/runs/<variant>`` (run folders), ``out_dir/outputs/<method>`` (PNGs),
+    ``out_dir/test_pairs.csv``. Finished runs and existing outputs are reused.
+
+    Args:
+        base: The full model's config (``data.root``, ``flow.checkpoint`` set).
+        out_dir: Output folder.
+        flows_3d: ``synth-flow`` flow files of the test pairs (for ``warp_3d``).
+        variants: Keys of :data:`VARIANTS`.
+        baselines: Keys of :data:`BASELINES`.
+        max_test_pairs: Score evenly spaced pairs of the test split only.
+        workers: Variants trained at once (see :func:`train_variants`).
+        threads: Torch threads per training process.
+        progress: Progress bars.
+        on_phase: Called with each phase's name and seconds once it ends.
+
+    Returns:
+        The comparison.
+    """
+    if base.data.root is None:
+        raise ValueError("base.data.root is not set")
+    out_dir = Path(out_dir)
+    seconds: dict[str, float] = {}
+
+    def phase(name: str, start: float) -> None:
+        seconds[name] = time.perf_counter() - start
+        if on_phase is not None:
+            on_phase(name, seconds[name])
+
+    start = time.perf_counter()
+    trained = train_variants(
+        base, variants, out_dir / "runs", workers=workers, threads=threads, progress=progress
+    )
+    seconds.update({f"train {name}": s for name, s in trained.items()})
+    phase("train", start)
+    pairs_csv = out_dir / "test_pairs.csv"
+    pairs = select_test_pairs(base.data.root, pairs_csv, max_pairs=max_test_pairs)
+    start = time.perf_counter()
+    outputs: dict[str, Path] = {}
+    for name in variants:
+        pipeline = PoseTransferPipeline.from_run(out_dir / "runs" / name)
+        outputs[name] = out_dir / "outputs" / name
+        infer_pairs(pipeline, base.data.root, pairs_csv, outputs[name], progress=progress)
+    phase("infer", start)
+    start = time.perf_counter()
+    if baselines:
+        outputs |= write_baselines(
+            base.data.root, pairs, out_dir / "outputs", flow_run=base.flow.checkpoint,
+            flows_3d=flows_3d, methods=baselines, protocol=base.data.protocol,
+        )  # fmt: skip
+    phase("baselines", start)
+    start = time.perf_counter()
+    metrics = score_methods(outputs, base.data.root, pairs_csv, progress=progress)
+    phase("score", start)
+    runs = {name: out_dir / "runs" / name for name in variants}
+    return Comparison(metrics, runs, outputs, pairs_csv, seconds)
