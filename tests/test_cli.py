@@ -59,42 +59,44 @@ def dry_run(capsys: Capture, *args: str) -> dict:
 
 def test_dry_run_prints_yaml_with_overrides(capsys: Capture) -> None:
     defaults = dry_run(capsys)
-    assert defaults["toy"]["num_people"] == 3
-    cfg = dry_run(capsys, "toy.num_people=7", "--out", "x", "inspect.flow_samples=2")
-    assert cfg["toy"]["num_people"] == 7  # positional override
-    assert cfg["inspect"]["flow_samples"] == 2  # override after an option
-    assert {k: v for k, v in cfg["toy"].items() if k != "num_people"} == {
-        k: v for k, v in defaults["toy"].items() if k != "num_people"
+    assert defaults["synthetic"]["num_people"] == 200
+    cfg = dry_run(capsys, "synthetic.num_people=7", "--out", "x", "synthetic.seed=2")
+    assert cfg["synthetic"]["num_people"] == 7  # positional override
+    assert cfg["synthetic"]["seed"] == 2  # override after an option
+    untouched = ("num_people", "seed")
+    assert {k: v for k, v in cfg["synthetic"].items() if k not in untouched} == {
+        k: v for k, v in defaults["synthetic"].items() if k not in untouched
     }
-    assert dry_run(capsys, "--toy.size=[32, 16]")["toy"]["size"] == [32, 16]
+    mix = dry_run(capsys, "--synthetic.pose_mix=[0.5, 0.25, 0.25]")["synthetic"]["pose_mix"]
+    assert mix == [0.5, 0.25, 0.25]
 
 
 def test_config_file_then_overrides(tmp_path: Path, capsys: Capture) -> None:
     path = tmp_path / "demo.yaml"
-    path.write_text("toy:\n  seed: 5\n  layout: diaf\n")
-    cfg = dry_run(capsys, "--config", str(path), "toy.seed=6")
-    assert cfg["toy"]["seed"] == 6  # the override wins over the file
-    assert cfg["toy"]["layout"] == "diaf"
+    path.write_text("synthetic:\n  seed: 5\n  image_format: jpg\n")
+    cfg = dry_run(capsys, "--config", str(path), "synthetic.seed=6")
+    assert cfg["synthetic"]["seed"] == 6  # the override wins over the file
+    assert cfg["synthetic"]["image_format"] == "jpg"
     # the printed config is itself a valid config file
     path.write_text(yaml.safe_dump(cfg))
     assert dry_run(capsys, "--config", str(path)) == cfg
 
 
 def test_unknown_override_key_exits_2(capsys: Capture) -> None:
-    assert main(["demo", "--dry-run", "toy.bogus_key=1"]) == 2
+    assert main(["demo", "--dry-run", "synthetic.bogus_key=1"]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     (line,) = captured.err.strip().splitlines()  # one line, no traceback
     assert line.startswith("posetransfer demo: error:")
-    assert "toy.bogus_key" in line and "num_people" in line  # names the valid keys too
+    assert "synthetic.bogus_key" in line and "num_people" in line  # names the valid keys too
 
 
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (["toy.num_people=many"], ["toy.num_people", "int"]),
+        (["synthetic.num_people=many"], ["synthetic.num_people", "int"]),
         (["just_a_word"], ["just_a_word", "key=value"]),
-        (["toy.layout=lmdb"], ["toy.layout", "lmdb"]),
+        (["synthetic.image_format=gif"], ["synthetic.image_format", "gif"]),
     ],
 )
 def test_bad_overrides_exit_2(args: list[str], words: list[str], capsys: Capture) -> None:
@@ -107,7 +109,7 @@ def test_bad_overrides_exit_2(args: list[str], words: list[str], capsys: Capture
 
 def test_bad_config_file_exits_2(tmp_path: Path, capsys: Capture) -> None:
     path = tmp_path / "bad.yaml"
-    path.write_text("toy:\n  colour: red\n")
+    path.write_text("synthetic:\n  colour: red\n")
     assert main(["demo", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert "bad.yaml" in err and "colour" in err
@@ -182,20 +184,11 @@ def test_inspect_data_clean_toy_dataset(tmp_path: Path, capsys: Capture) -> None
 
 
 def test_logging_levels(tmp_path: Path, capsys: Capture) -> None:
-    assert main(["demo", "--out", str(tmp_path / "a"), "toy.with_flows=false"]) == 0
+    root = make_toy_dataset(tmp_path / "toy", num_people=3, poses_per_person=2)
+    assert main(["inspect-data", str(root), "--json", str(tmp_path / "a.json")]) == 0
     assert "INFO posetransfer" in capsys.readouterr().err
-    assert main(["demo", "--out", str(tmp_path / "b"), "-q", "toy.with_flows=false"]) == 0
+    assert main(["inspect-data", str(root), "-q", "--json", str(tmp_path / "b.json")]) == 0
     assert capsys.readouterr().err == ""
-
-
-def test_demo_builds_and_checks_a_toy_dataset(tmp_path: Path, capsys: Capture) -> None:
-    out_dir = tmp_path / "demo"
-    assert main(["demo", "--out", str(out_dir), "-q"]) == 0
-    assert "OK: no errors" in capsys.readouterr().out
-    assert (out_dir / "toy_dataset" / "fasion-resize-pairs-train.csv").is_file()
-    assert (out_dir / "pair_panel.png").is_file()
-    report = yaml.safe_load((out_dir / "inspect_report.json").read_text())  # JSON is YAML
-    assert report["ok"] is True and report["counts"]["train"]["flows_found"] == 12
 
 
 def test_python_dash_m(monkeypatch: pytest.MonkeyPatch, capsys: Capture) -> None:

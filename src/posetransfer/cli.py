@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import importlib
 import json
 import logging
@@ -36,7 +35,6 @@ import yaml
 from posetransfer import __version__
 from posetransfer.config import load_config, to_dict
 from posetransfer.data.inspect import InspectConfig, format_report, inspect_dataset
-from posetransfer.data.toy import ToyDatasetConfig, make_toy_dataset
 from posetransfer.io import atomic_write_text
 
 __all__ = ["COMMANDS", "Command", "build_parser", "main", "register"]
@@ -136,87 +134,6 @@ register(
 )
 
 
-# ------------------------------------------------------------------------------------------ demo
-
-
-@dataclass(frozen=True)
-class DemoConfig:
-    """Placeholder demo: build a toy dataset, check it with ``inspect-data``, draw one pair."""
-
-    toy: ToyDatasetConfig = field(
-        default_factory=lambda: ToyDatasetConfig(
-            poses_per_person=3, size=(128, 64), with_flows=True
-        )
-    )
-    inspect: InspectConfig = field(default_factory=InspectConfig)
-
-
-def _demo_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder")
-
-
-def _demo_run(args: argparse.Namespace, cfg: DemoConfig) -> int:
-    root = args.out / "toy_dataset"
-    logger.info("demo: building a toy %s dataset in %s", cfg.toy.layout, root)
-    make_toy_dataset(root, **dataclasses.asdict(cfg.toy))
-    logger.info("demo: checking it with `posetransfer inspect-data %s`", root)
-    code = _inspect_and_print(root, None, cfg.inspect, 5, args.out / "inspect_report.json")
-    if code == 0 and cfg.toy.with_flows:
-        _save_pair_panel(root, args.out / "pair_panel.png")
-    logger.info("demo: done; the full pose-transfer demo is planned, this placeholder checks data")
-    return code
-
-
-def _save_pair_panel(root: Path, path: Path) -> None:
-    """Draw the first training pair: poses, ground-truth flow and visibility, warped source."""
-    import numpy as np
-    import torch
-    from PIL import Image
-
-    from posetransfer.data.formats import discover_dataset, flow_filename, load_split, read_any_flow
-    from posetransfer.ops.flow_viz import flow_to_color, make_panel, save_png, visibility_to_color
-    from posetransfer.ops.warp import warp
-    from posetransfer.pose.draw import draw_pose
-
-    files = discover_dataset(root)
-    split = load_split(files, "train")
-    src, tgt = split.pairs[0]
-    ext = ".jpg" if files.layout == "diaf" else ""
-    img_src, img_tgt = (np.array(Image.open(split.image_dir / (n + ext))) for n in (src, tgt))
-    fmt = "corr" if files.layout == "diaf" else "npz"
-    assert files.flows_dir is not None
-    flow, vis = read_any_flow(files.flows_dir / flow_filename(src, tgt, fmt))
-    warped = warp(
-        torch.from_numpy(img_src).permute(2, 0, 1)[None].float(),
-        torch.from_numpy(flow).permute(2, 0, 1)[None],
-    )
-    warped_u8 = warped[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
-    images = [
-        draw_pose(img_src, split.poses[src]),
-        draw_pose(img_tgt, split.poses[tgt]),
-        flow_to_color(flow),
-        visibility_to_color(vis),
-        np.where((vis == 0)[..., None], warped_u8, 255).astype(np.uint8),
-    ]
-    labels = ["source", "target", "flow", "visibility", "warped src"]
-    save_png(path, make_panel(images, labels))
-    logger.info("demo: wrote %s (%s -> %s)", path, src, tgt)
-
-
-register(
-    Command(
-        name="demo",
-        help="placeholder demo: build a toy dataset and check it",
-        config=DemoConfig,
-        add_arguments=_demo_arguments,
-        run=_demo_run,
-        description="Build a tiny synthetic dataset (PATN layout with exact flows by default) in "
-        "OUT/toy_dataset, run inspect-data on it (OUT/inspect_report.json) and draw one pair with "
-        "its ground-truth flow, visibility and warped source (OUT/pair_panel.png). The full "
-        "pose-transfer demo will replace it.",
-    )
-)
-
 # The stages' commands live next to their code; importing a module registers its commands.
 _COMMAND_MODULES = (
     "posetransfer.data.synthetic_cli",  # make-synthetic
@@ -224,6 +141,7 @@ _COMMAND_MODULES = (
     "posetransfer.train.flow_cli",  # train-flow, evaluate-flow
     "posetransfer.train.generator_cli",  # train, infer
     "posetransfer.eval.cli_command",  # evaluate
+    "posetransfer.demo",  # demo
 )
 for _module in _COMMAND_MODULES:
     importlib.import_module(_module)
