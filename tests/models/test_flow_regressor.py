@@ -256,7 +256,10 @@ def test_config_errors(changes: dict[str, object], message: str) -> None:
 )
 def test_yaml_presets_fit_their_protocol_size(name: str, size: tuple[int, int]) -> None:
     data = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
-    assert set(data) == {"model", "loss"}
+    assert set(data) == {"data", "model", "loss", "train"}
+    from posetransfer.train.flow_stage import FlowStageConfig
+
+    from_dict(FlowStageConfig, data, where=f"{name}.yaml")  # the whole stage config is valid
     cfg = from_dict(FlowRegressorConfig, data["model"], where=f"{name}.yaml:model")
     assert size[0] % cfg.stride == 0 and size[1] % cfg.stride == 0
     if name.endswith("-paper"):
