@@ -44,7 +44,10 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--lpips-weights", type=Path, metavar="FILE", help="AlexNet .pth file")
     parser.add_argument(
-        "--fid-weights", type=Path, metavar="FILE", help="Inception TorchScript file"
+        "--fid-weights",
+        type=Path,
+        metavar="FILE",
+        help="Inception weights: pytorch-fid .pth or fid-helper TorchScript .pt",
     )
     parser.add_argument(
         "--describe", action="store_true", help="print what the protocol(s) compute and exit"

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from posetransfer import __version__
 from posetransfer.data.formats import read_annotation_csv, read_pairs_csv
 from posetransfer.eval.fid import feature_statistics, frechet_distance, kernel_inception_distance
-from posetransfer.eval.inception import InceptionFeatures
+from posetransfer.eval.inception import FIDExtractor, fid_extractor
 from posetransfer.eval.lpips import LPIPS
 from posetransfer.eval.masks import pose_masks
 from posetransfer.eval.matching import MatchedPair, list_images, match_predictions
@@ -190,7 +190,7 @@ def _target_poses(
 
 
 def _features(
-    paths: Sequence[Path], protocol: EvalProtocol, model: InceptionFeatures, batch_size: int
+    paths: Sequence[Path], protocol: EvalProtocol, model: FIDExtractor, batch_size: int
 ) -> np.ndarray:
     chunks = [
         model(_batch(paths[i : i + batch_size], protocol)).numpy()
@@ -215,7 +215,7 @@ def _score_all(
     cfg: EvaluateConfig,
     poses: Sequence[Pose] | None,
     lpips_model: LPIPS | None,
-    inception: InceptionFeatures | None,
+    inception: FIDExtractor | None,
     gt_features: bool,
     progress: bool,
 ) -> _Scores:
@@ -253,7 +253,7 @@ def _setup_models(
     lpips_weights: PathLike | None,
     fid_weights: PathLike | None,
     skipped: dict[str, str],
-) -> tuple[LPIPS | None, InceptionFeatures | None]:
+) -> tuple[LPIPS | None, FIDExtractor | None]:
     """LPIPS and Inception models, or None with the reason recorded in ``skipped``."""
     lpips_keys = ["lpips", "mask_lpips"] if with_masks else ["lpips"]
     lpips_model = inception = None
@@ -265,7 +265,7 @@ def _setup_models(
         skipped.update(dict.fromkeys(lpips_keys, "disabled (lpips=false)"))
     if cfg.fid:
         inception = _optional_model(
-            lambda: InceptionFeatures(fid_weights).to(cfg.device), fid_weights, skipped,
+            lambda: fid_extractor(fid_weights).to(cfg.device), fid_weights, skipped,
             ["fid", "kid"],
         )  # fmt: skip
     else:
@@ -312,7 +312,8 @@ def evaluate_folders(
             distinct matched ground-truth images.
         lpips_weights: AlexNet weights file (else resolved, see ``eval.weights``); a given
             file must load.
-        fid_weights: Inception TorchScript file (else resolved); a given file must load.
+        fid_weights: Inception weights: pytorch-fid's ``.pth`` or fid-helper's TorchScript (else
+            resolved, pytorch-fid's file first); a given file must load.
         progress: Show a progress bar (on a terminal).
 
     Returns:
@@ -379,6 +380,7 @@ def evaluate_folders(
             "lpips_backbone": _str_or_none(getattr(lpips_model, "backbone_path", None)),
             "lpips_heads": _str_or_none(getattr(lpips_model, "heads_path", None)),
             "inception": _str_or_none(getattr(inception, "path", None)),
+            "inception_backend": getattr(inception, "backend", None),
         },
         "config": asdict(cfg),
         "versions": {"posetransfer": __version__, "torch": torch.__version__},

