@@ -39,6 +39,7 @@ import yaml
 
 from posetransfer.cli import Command, register
 from posetransfer.config import ConfigError, apply_overrides, from_dict, to_dict
+from posetransfer.console import echo
 from posetransfer.data.formats import read_pairs_csv
 from posetransfer.data.synthetic_writer import SyntheticConfig
 from posetransfer.render.synth_output import SynthFlowConfig
@@ -419,8 +420,8 @@ def _run(args: argparse.Namespace, cfg: DemoConfig) -> int:
             for k in ("ssim", "psnr", "l1")
         )
         rows.append(f"{method:<16}{cells}")
-    print("\n".join(rows))  # noqa: T201
-    print(f"wrote {args.out / 'report.html'} in {time.perf_counter() - start:.0f} s")  # noqa: T201
+    echo("\n".join(rows))
+    echo(f"wrote {args.out / 'report.html'} in {time.perf_counter() - start:.0f} s")
     return 0
 
 

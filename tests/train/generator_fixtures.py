@@ -31,19 +31,8 @@ GEN_TINY = {
     "loss": {"perceptual_weight": 0.0, "gan_start_step": 0},
     "schedule": {"coarse_steps": 2},
     "discriminator_optim": {"lr": 1e-3},
-    "train": {
-        "batch_size": 4,
-        "num_workers": 0,
-        "lr": 1e-3,
-        "log_every": 1,
-        "val_every": 2,
-        "ckpt_every": 2,
-        "sample_every": 2,
-        "keep_last": None,
-        "device": "cpu",
-        "tensorboard": False,
-        "progress": False,
-    },
+    # the flow run's tiny loop settings, without its step lr schedule
+    "train": {k: v for k, v in FLOW_TINY["train"].items() if k != "lr_step_size"},
 }
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from posetransfer.cli import Command, register
+from posetransfer.console import echo
 from posetransfer.eval.evaluate import EvaluateConfig, evaluate_folders
 from posetransfer.eval.protocols import EVAL_PROTOCOLS, get_eval_protocol, list_eval_protocols
 from posetransfer.eval.report import format_table, write_report
@@ -61,7 +62,7 @@ def _size_label(name: str, size: tuple[int, int] | None) -> str:
 def _run(args: argparse.Namespace, cfg: EvaluateConfig) -> int:
     if args.describe:
         names = [args.protocol] if args.protocol else list_eval_protocols()
-        print("\n\n".join(get_eval_protocol(n).describe() for n in names))  # noqa: T201
+        echo("\n\n".join(get_eval_protocol(n).describe() for n in names))
         return 0
     missing = [flag for flag in ("protocol", "pred", "gt", "out") if getattr(args, flag) is None]
     if missing:
@@ -81,7 +82,7 @@ def _run(args: argparse.Namespace, cfg: EvaluateConfig) -> int:
         lpips_weights=args.lpips_weights,
         fid_weights=args.fid_weights,
     )
-    print(format_table(report))  # noqa: T201
+    echo(format_table(report))
     write_report(args.out, report)
     logger.info("wrote %s", args.out)
     return 0

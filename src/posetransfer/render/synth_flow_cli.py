@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from posetransfer.cli import Command, register
+from posetransfer.console import echo
 from posetransfer.conventions import Visibility
 from posetransfer.data.flow_files import IMAGE_EXTENSIONS
 from posetransfer.pose.keypoints import Pose
@@ -116,7 +117,7 @@ def _synth_run(args: argparse.Namespace, cfg: SynthFlowConfig) -> int:
         refit=args.from_fits is None,
         progress=sys.stderr.isatty() and args.quiet == 0,
     )
-    print(format_summary(summary))  # noqa: T201
+    echo(format_summary(summary))
     return 0
 
 
@@ -303,7 +304,7 @@ def _show_run(args: argparse.Namespace, cfg: ShowFlowConfig) -> int:
         max_magnitude=cfg.max_magnitude,
     )
     save_png(args.out, panel)
-    print(f"wrote {args.out} ({source} -> {target}, {found.name}, {size[0]}x{size[1]})")  # noqa: T201
+    echo(f"wrote {args.out} ({source} -> {target}, {found.name}, {size[0]}x{size[1]})")
     return 0
 
 

@@ -22,6 +22,7 @@ import torch
 
 from posetransfer.cli import Command, register
 from posetransfer.config import ConfigError
+from posetransfer.console import echo
 from posetransfer.io import atomic_write_text
 from posetransfer.train.flow_eval import evaluate_flow_run, format_flow_table
 from posetransfer.train.flow_stage import FlowStageConfig, train_flow
@@ -91,7 +92,7 @@ def _train_run(args: argparse.Namespace, cfg: FlowStageConfig) -> int:
         "train_losses": result.train_losses,
         "val_metrics": result.val_metrics,
     }
-    print(json.dumps(_json_safe(summary)))  # noqa: T201
+    echo(json.dumps(_json_safe(summary)))
     return 0
 
 
@@ -162,7 +163,7 @@ def _eval_run(args: argparse.Namespace, cfg: EvalFlowConfig) -> int:
         device=device, progress=logger.isEnabledFor(logging.INFO),
     )  # fmt: skip
     atomic_write_text(args.out, json.dumps(_json_safe(result), indent=2) + "\n")
-    print(format_flow_table(result))  # noqa: T201
+    echo(format_flow_table(result))
     logger.info("wrote %s", args.out)
     return 0
 

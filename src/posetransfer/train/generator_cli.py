@@ -27,6 +27,7 @@ from PIL import Image
 
 from posetransfer.body.fitting import FitConfig
 from posetransfer.cli import Command, register
+from posetransfer.console import echo
 from posetransfer.ops.flow_viz import save_png, tensor_to_uint8
 from posetransfer.pose.keypoints import Pose
 from posetransfer.render.correspondence import DEFAULT_DEPTH_TOLERANCE_M
@@ -76,7 +77,7 @@ def _train_run(args: argparse.Namespace, cfg: GeneratorStageConfig) -> int:
         "train_losses": result.train_losses,
         "val_metrics": result.val_metrics,
     }
-    print(json.dumps(summary))  # noqa: T201  (the summary scripts read)
+    echo(json.dumps(summary))  # the summary scripts read
     return 0
 
 
