@@ -43,7 +43,15 @@ from posetransfer.console import echo
 from posetransfer.data.formats import read_pairs_csv
 from posetransfer.data.synthetic_writer import SyntheticConfig
 from posetransfer.render.synth_output import SynthFlowConfig
-from posetransfer.train.compare import BASELINES, VARIANTS, Comparison, compare, run_steps
+from posetransfer.train.compare import (
+    BASELINES,
+    VARIANT_NAMES,
+    VARIANTS,
+    Comparison,
+    compare,
+    resolve_variant,
+    run_steps,
+)
 from posetransfer.train.flow_stage import FlowStageConfig
 from posetransfer.train.generator_config import GeneratorStageConfig
 
@@ -105,7 +113,7 @@ class DemoConfig:
         synth_flow: Keypoint fits and flow rendering (``synth-flow``).
         flow: The flow regressor's stage (its ``data.root`` and flows are the demo's).
         generator: The full model's config; the ablations are overrides of it.
-        variants: Trained models (keys of :data:`posetransfer.train.compare.VARIANTS`).
+        variants: Trained models (:data:`posetransfer.train.compare.VARIANT_NAMES`).
         baselines: Untrained baselines (keys of :data:`~posetransfer.train.compare.BASELINES`).
         workers: Models trained at once (one process each).
         threads: Torch threads per training process, and for the flow regressor's training.
@@ -131,7 +139,7 @@ class DemoConfig:
     figure_rows: int = 3
 
     def __post_init__(self) -> None:
-        for name, known in (("variants", VARIANTS), ("baselines", BASELINES)):
+        for name, known in (("variants", VARIANT_NAMES), ("baselines", tuple(BASELINES))):
             bad = [v for v in getattr(self, name) if v not in known]
             if bad:
                 raise ConfigError(f"demo {name}: unknown {bad[0]!r}; choose from {list(known)}")
@@ -355,7 +363,7 @@ def _write_report(
 ) -> Path:
     from posetransfer.eval.html_report import ReportData, Section, write_report
 
-    notes = {**{k: v.description for k, v in VARIANTS.items()}, **BASELINES}
+    notes = {k: resolve_variant(cfg.generator, k).description for k in cfg.variants} | BASELINES
     curves = {"flow regressor": out / "runs" / "flow" / "stats.jsonl"}
     curves |= {name: path / "stats.jsonl" for name, path in result.runs.items()}
     syn = cfg.synthetic
@@ -387,8 +395,9 @@ _NOTES = (
 _METRICS_NOTE = (
     "Protocol `native`: SSIM with a Gaussian window (sigma 1.5) on 8-bit values with the fixed "
     "range 255; PSNR; L1 = mean absolute difference on [0, 255] / 255; `mask_*` inside the "
-    "target's keypoint mask. Ablations are generators without pixel warping (paper Table 2); "
-    "`full` is `no_pixel_warp`'s generator plus the pixel-warp refiner."
+    "target's keypoint mask. Each ablation switches one component of `full` off (with what "
+    "needs it: no flow means no visibility and no pixel warping); `full` is `no_pixel_warp`'s "
+    "generator plus the pixel-warp refiner."
 )
 _NEXT_STEPS = (
     "See the README section *From the demo to DeepFashion and Market-1501*: put the dataset in "

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from posetransfer.config import apply_overrides
 from posetransfer.data.formats import read_pairs_csv, write_pairs_csv
-from posetransfer.train.compare import VARIANTS, run_steps, select_test_pairs, variant_config
+from posetransfer.models.discriminator import DiscriminatorConfig
+from posetransfer.models.generator import GeneratorConfig
+from posetransfer.models.pixel_warp import PixelWarpConfig
+from posetransfer.train.compare import (
+    PAPER,
+    VARIANTS,
+    resolve_variant,
+    run_steps,
+    select_test_pairs,
+    variant_config,
+)
 from posetransfer.train.generator_config import GeneratorStageConfig
 
 BASE = apply_overrides(
@@ -18,33 +29,59 @@ BASE = apply_overrides(
 )  # fmt: skip
 
 
-def test_ablations_are_generators_with_one_component_less_each() -> None:
+def test_each_ablation_switches_one_component_off() -> None:
     cfgs = {name: variant_config(BASE, name, "runs", list(VARIANTS)) for name in VARIANTS}
     gen = {name: cfg.generator for name, cfg in cfgs.items()}
-    assert cfgs["full"].pixel_warp.enabled
-    assert not any(cfgs[n].pixel_warp.enabled for n in VARIANTS if n != "full")
-    assert gen["no_pixel_warp"] == BASE.generator
-    assert (gen["no_visibility"].visibility, gen["no_visibility"].use_flow) == ("none", True)
-    assert (gen["no_flow"].use_flow, gen["no_flow"].dual_encoder) == (False, True)
-    assert (gen["single_encoder"].dual_encoder, gen["single_encoder"].use_flow) == (False, False)
+    pixel_warp = {name: cfg.pixel_warp.enabled for name, cfg in cfgs.items()}
+    assert pixel_warp == {
+        "full": True, "no_pixel_warp": False, "no_visibility": True, "no_flow": False,
+        "single_encoder": False,
+    }  # fmt: skip
+    assert gen["no_pixel_warp"] == gen["full"] == BASE.generator
+    assert gen["no_visibility"] == replace(BASE.generator, visibility="none")
+    assert gen["no_flow"] == replace(BASE.generator, use_flow=False, visibility="none")
+    assert gen["single_encoder"] == replace(gen["no_flow"], dual_encoder=False)
     for name in VARIANTS:  # everything else is the base's
         assert cfgs[name].loss == BASE.loss and cfgs[name].data == BASE.data
-        assert cfgs[name].generator.channels == BASE.generator.channels
+        assert cfgs[name].discriminator == BASE.discriminator
 
 
 def test_step_budgets_and_shared_generator() -> None:
     names = list(VARIANTS)
-    full = variant_config(BASE, "full", "runs", names)
-    assert full.schedule.init_generator == Path("runs") / "no_pixel_warp"
-    assert (full.schedule.coarse_steps, full.train.max_steps) == (0, 20)
-    for name in names[1:]:
-        assert variant_config(BASE, name, "runs", names).train.max_steps == 30
+    cfgs = {name: variant_config(BASE, name, "runs", names) for name in names}
+    assert cfgs["full"].schedule.init_generator == Path("runs") / "no_pixel_warp"
+    assert (cfgs["full"].schedule.coarse_steps, cfgs["full"].train.max_steps) == (0, 20)
+    for name in ("no_pixel_warp", "no_flow", "single_encoder"):  # generators alone
+        assert cfgs[name].train.max_steps == 30
+    # With pixel warping the variant trains both stages itself, from scratch.
+    assert cfgs["no_visibility"].schedule == BASE.schedule
+    assert cfgs["no_visibility"].train == BASE.train
     alone = variant_config(BASE, "full", "runs", ["full"])
     assert alone == BASE  # without no_pixel_warp, full trains both stages itself
+    no_pw_base = apply_overrides(BASE, ["pixel_warp.enabled=false"])
+    assert variant_config(no_pw_base, "no_flow", "runs").train.max_steps == 50
+
+
+def test_paper_variant_uses_the_original_sizes() -> None:
+    market = apply_overrides(BASE, ["generator.image_size=[128, 96]"])
+    cfg = variant_config(market, PAPER, "runs", [PAPER, *VARIANTS])
+    assert cfg.generator == replace(
+        GeneratorConfig.paper("market"), image_size=(128, 96), pose_channels=18
+    )
+    assert cfg.pixel_warp == PixelWarpConfig.paper("market")
+    assert cfg.discriminator == DiscriminatorConfig.paper()
+    assert (cfg.train, cfg.schedule, cfg.loss) == (market.train, market.schedule, market.loss)
+    deepfashion = apply_overrides(BASE, ["generator.image_size=[256, 256]"])
+    cfg = variant_config(deepfashion, PAPER, "runs")
+    assert cfg.generator.channels == GeneratorConfig.paper("deepfashion").channels
+    assert cfg.pixel_warp == PixelWarpConfig.paper("deepfashion")
+    with pytest.raises(ValueError, match="64x48: the original's market nets need multiples of 32"):
+        variant_config(BASE, PAPER, "runs")
+    assert resolve_variant(market, PAPER).description.startswith("full model")
 
 
 def test_bad_variant_and_budget() -> None:
-    with pytest.raises(ValueError, match="unknown variant 'bogus'"):
+    with pytest.raises(ValueError, match=r"unknown variant 'bogus'; choose from full, .*, paper"):
         variant_config(BASE, "bogus", "runs")
     short = apply_overrides(BASE, ["train.max_steps=30"])
     with pytest.raises(ValueError, match="no refiner steps"):

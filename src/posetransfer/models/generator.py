@@ -28,7 +28,7 @@ Decoder
     blocks fed ``cat(pose_skip, appearance_skip)``, taken in mirror order; then a reflection-padded
     ``head_kernel`` conv to RGB (7x7 in the original) and ``tanh``.
 
-Ablations (paper Table 2) are config values: ``dual_encoder=False`` is one encoder on
+The paper's ablations (Table 2) are config values: ``dual_encoder=False`` is one encoder on
 ``cat(x_src, p_tgt)`` whose skips feed the decoder (no flow); ``use_flow=False`` keeps both encoders
 but does not warp; ``visibility="none"`` warps without visibility; pixel warping is the separate
 :class:`~posetransfer.models.pixel_warp.PixelWarpRefiner`.

@@ -1,23 +1,29 @@
 """Train the paper's ablations from one config and score them with baselines on the test split.
 
-Variants (paper Table 2, ``reference/official_repo.md`` §4.6), as overrides of one
-:class:`GeneratorStageConfig` (the *base*):
+Variants, as overrides of one :class:`GeneratorStageConfig` (the *base*). Each ablation switches
+one component of the full model off; what cannot work without it goes with it (the generator
+refuses visibility without flow and a single encoder with flow; the pixel-warp refiner warps the
+source by the flow):
 
 - ``full``: the base itself (dual encoder, feature warping with visibility, pixel warping).
 - ``no_pixel_warp``: ``pixel_warp.enabled=false`` (the full generator alone; released id 0.4).
-- ``no_visibility``: no pixel warping, ``generator.visibility=none`` (0.3).
-- ``no_flow``: no pixel warping, ``generator.use_flow=false generator.visibility=none`` (0.2;
-  the model requires ``visibility=none`` without flow).
-- ``single_encoder``: no pixel warping, ``generator.dual_encoder=false`` with
-  ``use_flow=false visibility=none`` (0.1: one encoder on ``cat(x_src, p_tgt)``, no flow; the
-  generator rejects a single encoder with flow).
+- ``no_visibility``: ``generator.visibility=none``, pixel warping kept (the refiner still sees
+  the flow regressor's visibility).
+- ``no_flow``: ``generator.use_flow=false`` (and so ``visibility=none``, no pixel warping).
+- ``single_encoder``: ``generator.dual_encoder=false`` (one encoder on ``cat(x_src, p_tgt)``;
+  and so no flow, no visibility, no pixel warping; released id 0.1).
+- ``paper``: not an ablation: the full model with the original's network sizes
+  (:func:`paper_overrides`; DeepFashion nets when the image size allows their stride 128, else
+  Market nets), trained on the same schedule.
 
-As in the paper, pixel warping is added to the full model only: every ablation is a generator
-alone, each removing one more component. The generator ablations train for the base's
-``schedule.coarse_steps`` steps (the full model's generator budget); when ``no_pixel_warp`` is
-also trained, ``full`` is that run's generator plus a refiner trained for the remaining
-``train.max_steps - schedule.coarse_steps`` steps (``schedule.init_generator``, as the original
-loaded the 0.4 generator), so the two differ by exactly the refiner.
+The paper's Table 2 instead removes one more component from ``no_pixel_warp`` each time; its
+rows are these overrides applied on top of ``pixel_warp.enabled=false``.
+
+Step budgets: a variant without pixel warping trains the base's ``schedule.coarse_steps``
+generator steps; one with pixel warping trains the whole two-stage schedule (``train.max_steps``).
+When ``no_pixel_warp`` is trained too, ``full`` is that run's generator plus a refiner trained for
+the remaining ``train.max_steps - schedule.coarse_steps`` steps (``schedule.init_generator``, as
+the original loaded the 0.4 generator), so the two differ by exactly the refiner.
 
 Baselines need no training: ``copy_source`` (the output is the source image), ``warp_pred``
 (the source warped by the flow regressor's prediction) and ``warp_3d`` (warped by the
@@ -41,6 +47,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch.utils.data import DataLoader
@@ -55,8 +62,10 @@ from posetransfer.data.formats import (
     write_pairs_csv,
 )
 from posetransfer.eval.evaluate import EvaluateConfig, evaluate_folders
+from posetransfer.models.discriminator import DiscriminatorConfig
 from posetransfer.models.flow_regressor import FlowRegressor
-from posetransfer.models.generator import condition_from_prediction
+from posetransfer.models.generator import GeneratorConfig, condition_from_prediction
+from posetransfer.models.pixel_warp import PixelWarpConfig
 from posetransfer.ops.flow_viz import save_png, tensor_to_uint8
 from posetransfer.ops.warp import warp
 from posetransfer.pose.maps import pose_maps
@@ -69,10 +78,14 @@ from posetransfer.train.inference_io import PairListDataset, gfla_name, infer_pa
 __all__ = [
     "BASELINES",
     "METRICS",
+    "PAPER",
     "VARIANTS",
+    "VARIANT_NAMES",
     "Variant",
     "compare",
     "load_flow_net",
+    "paper_overrides",
+    "resolve_variant",
     "run_steps",
     "score_methods",
     "select_test_pairs",
@@ -86,7 +99,10 @@ logger = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
 
 _NO_PW = ("pixel_warp.enabled=false",)
-_NO_FLOW = ("generator.use_flow=false", "generator.visibility=none")
+_NO_FLOW = ("generator.use_flow=false", "generator.visibility=none", *_NO_PW)
+
+#: The variant with the original's network sizes (see :func:`paper_overrides`).
+PAPER = "paper"
 
 
 @dataclass(frozen=True)
@@ -104,21 +120,26 @@ class Variant:
     description: str
 
 
-#: The paper's Table 2, full model first.
+#: The full model and its ablations (one component off each), full model first.
 VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in (
         Variant("full", (), "dual encoder, flow-warped skips with visibility, pixel warping"),
         Variant("no_pixel_warp", _NO_PW, "the full generator without the pixel-warp refiner"),
-        Variant("no_visibility", (*_NO_PW, "generator.visibility=none"), "warping, no visibility"),
-        Variant("no_flow", (*_NO_PW, *_NO_FLOW), "dual encoder, un-warped appearance skips"),
+        Variant(
+            "no_visibility", ("generator.visibility=none",), "full, but the skips ignore visibility"
+        ),
+        Variant("no_flow", _NO_FLOW, "dual encoder, un-warped appearance skips (no pixel warp)"),
         Variant(
             "single_encoder",
-            (*_NO_PW, *_NO_FLOW, "generator.dual_encoder=false"),
+            (*_NO_FLOW, "generator.dual_encoder=false"),
             "one encoder on cat(source, target pose), no flow",
         ),
     )
 }
+
+#: Every variant name :func:`variant_config` accepts.
+VARIANT_NAMES: tuple[str, ...] = (*VARIANTS, PAPER)
 
 #: Baselines without training.
 BASELINES: dict[str, str] = {
@@ -131,6 +152,61 @@ BASELINES: dict[str, str] = {
 METRICS = ("ssim", "psnr", "l1", "mask_ssim", "mask_l1")
 
 
+def paper_overrides(image_size: Sequence[int]) -> tuple[str, ...]:
+    """Overrides giving a base config the original's generator, refiner and discriminator sizes.
+
+    The DeepFashion nets (7 down-samplings, stride 128) when both sides of ``image_size`` are
+    multiples of 128, else the Market nets (5, stride 32): the original's own choice of nets for
+    256x256 and 128x64 images.
+
+    Args:
+        image_size: ``(H, W)`` of the base's images.
+
+    Raises:
+        ValueError: A size neither net's stride divides.
+    """
+    height, width = image_size
+    dataset: Literal["deepfashion", "market"]
+    dataset = "deepfashion" if height % 128 == 0 and width % 128 == 0 else "market"
+    gen, pw = GeneratorConfig.paper(dataset), PixelWarpConfig.paper(dataset)
+    disc = DiscriminatorConfig.paper()
+    stride = max(2 ** (len(gen.channels) - 1), 2 ** (len(pw.channels) - 1))
+    if height % stride or width % stride:
+        raise ValueError(
+            f"image size {height}x{width}: the original's {dataset} nets need multiples of {stride}"
+        )
+
+    def listed(values: Sequence[int]) -> str:
+        return "[" + ", ".join(map(str, values)) + "]"
+
+    return (
+        f"generator.channels={listed(gen.channels)}",
+        f"generator.num_res_blocks={gen.num_res_blocks}",
+        f"generator.warp_levels={gen.warp_levels}",
+        f"generator.head_kernel={gen.head_kernel}",
+        f"pixel_warp.channels={listed(pw.channels)}",
+        f"pixel_warp.num_res_blocks={pw.num_res_blocks}",
+        f"pixel_warp.flow_input={str(pw.flow_input).lower()}",
+        f"pixel_warp.head_kernel={pw.head_kernel}",
+        f"discriminator.base_channels={disc.base_channels}",
+        f"discriminator.num_layers={disc.num_layers}",
+    )
+
+
+def resolve_variant(base: GeneratorStageConfig, name: str) -> Variant:
+    """The :class:`Variant` called ``name`` (a key of :data:`VARIANTS`, or :data:`PAPER`).
+
+    Raises:
+        ValueError: An unknown name, or ``paper`` at an image size the original's nets refuse.
+    """
+    if name == PAPER:
+        overrides = paper_overrides(base.generator.image_size)
+        return Variant(PAPER, overrides, "full model with the original's network sizes")
+    if name not in VARIANTS:
+        raise ValueError(f"unknown variant {name!r}; choose from {', '.join(VARIANT_NAMES)}")
+    return VARIANTS[name]
+
+
 def variant_config(
     base: GeneratorStageConfig, name: str, run_root: PathLike, names: Sequence[str] = ()
 ) -> GeneratorStageConfig:
@@ -138,21 +214,20 @@ def variant_config(
 
     Args:
         base: The full model's config (``data.root`` and ``flow.checkpoint`` set).
-        name: A key of :data:`VARIANTS`.
+        name: A key of :data:`VARIANTS`, or :data:`PAPER`.
         run_root: Folder holding one run folder per variant (``run_root/<name>``).
         names: All variants trained together; ``full`` starts from ``no_pixel_warp`` when listed.
 
     Raises:
-        ValueError: An unknown variant name.
+        ValueError: An unknown variant name, or no refiner steps left for ``full``.
     """
-    if name not in VARIANTS:
-        raise ValueError(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
-    cfg = apply_overrides(base, VARIANTS[name].overrides)
-    pixel_warp = base.pixel_warp.enabled
+    cfg = apply_overrides(base, resolve_variant(base, name).overrides)
     coarse = base.schedule.coarse_steps
-    if name != "full" and pixel_warp:
+    if not base.pixel_warp.enabled:
+        return cfg
+    if not cfg.pixel_warp.enabled:
         return replace(cfg, train=replace(cfg.train, max_steps=max(coarse, 1)))
-    if name == "full" and pixel_warp and "no_pixel_warp" in names:
+    if name == "full" and "no_pixel_warp" in names:
         if base.train.max_steps <= coarse:
             raise ValueError(
                 f"train.max_steps={base.train.max_steps} leaves no refiner steps after "
@@ -227,7 +302,7 @@ def train_variants(
 
     Args:
         base: The full model's config.
-        names: Keys of :data:`VARIANTS`.
+        names: Names in :data:`VARIANT_NAMES`.
         run_root: Parent of the run folders.
         workers: Variants trained at once.
         threads: Torch threads per variant.
@@ -433,7 +508,7 @@ def compare(
         base: The full model's config (``data.root``, ``flow.checkpoint`` set).
         out_dir: Output folder.
         flows_3d: ``synth-flow`` flow files of the test pairs (for ``warp_3d``).
-        variants: Keys of :data:`VARIANTS`.
+        variants: Names in :data:`VARIANT_NAMES`.
         baselines: Keys of :data:`BASELINES`.
         max_test_pairs: Score evenly spaced pairs of the test split only.
         workers: Variants trained at once (see :func:`train_variants`).

@@ -3,10 +3,11 @@
 Sections: ``data``, ``generator``, ``pixel_warp``, ``discriminator``, ``loss`` (the model and loss
 configs of :mod:`posetransfer.models` and :mod:`posetransfer.losses.generator`), ``flow`` (the
 flow regressor's run), ``schedule`` (the two-stage split), ``discriminator_optim``, ``vgg`` and
-``train`` (the shared loop). The ablations of the paper's Table 2 are overrides of the same file:
-``generator.dual_encoder=false generator.use_flow=false generator.visibility=none``,
-``generator.use_flow=false generator.visibility=none``, ``generator.visibility=none`` and
-``pixel_warp.enabled=false``.
+``train`` (the shared loop). The ablations are overrides of the same file
+(:data:`posetransfer.train.compare.VARIANTS`): ``pixel_warp.enabled=false``,
+``generator.visibility=none``, ``generator.use_flow=false generator.visibility=none`` and
+``generator.dual_encoder=false generator.use_flow=false generator.visibility=none`` (the last two
+without pixel warping, which warps by the flow).
 """
 
 from __future__ import annotations
