@@ -89,6 +89,20 @@ def test_one_image_from_a_json_pose_and_patn_rows(env, test_pairs, poses, tmp_pa
     assert np.array_equal(tensor_to_uint8(out.image[0]), a)
 
 
+def test_channels_last_and_contiguous_give_the_same_image(env, test_pairs, poses) -> None:
+    source, target = test_pairs[0]
+    x = uint8_to_tensor(_png(env.data / "test" / source))
+    fast = PoseTransferPipeline.from_run(env.run)
+    plain = PoseTransferPipeline.from_run(env.run, channels_last=False)
+    weights = [p for p in fast.nets.generator.parameters() if p.ndim == 4 and p.shape[1] > 1]
+    assert weights and all(w.is_contiguous(memory_format=torch.channels_last) for w in weights)
+    assert not any(w.is_contiguous() for w in weights if w.shape[-1] > 1)
+    a, b = (p(x, poses[source], poses[target]) for p in (fast, plain))
+    assert a.mask is not None and b.mask is not None
+    torch.testing.assert_close(a.image, b.image, atol=1e-5, rtol=0)
+    torch.testing.assert_close(a.mask, b.mask, atol=1e-5, rtol=0)
+
+
 def test_pair_list_writes_gfla_names_at_the_dataset_size_and_skips_existing(
     env, test_pairs, poses, tmp_path
 ) -> None:
