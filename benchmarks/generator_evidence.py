@@ -1,12 +1,19 @@
-"""Evidence on synthetic data: full model vs. baselines and ablations, trained on the CPU.
+"""Evidence on synthetic data: the default model vs. the paper's sizes, ablations and baselines.
 
 Uses the data, synth-flow flows and flow regressor of a ``posetransfer demo`` folder (runs the
-default demo first when ``--demo`` has no ``metrics.json``), then
-:func:`posetransfer.train.compare.compare` with a longer schedule than the demo's: every
-ablation trains ``--coarse-steps`` generator steps, and the full model is ``no_pixel_warp``'s
-generator plus ``--refine-steps`` pixel-warp steps (paper Table 2 protocol). Scores are on the
-person-disjoint test split (protocol ``native``). Appends the table and wall times to
-BENCHMARKS.md.
+default demo first when ``--demo`` has no ``metrics.json``). The base config is the demo's
+generator stage (batch 8, lr 1e-3, L1 only: no VGG weights offline, GAN after the run) with the
+networks of ``--model-config`` (``configs/generator/default.yaml``) at the data's size. Then
+:func:`posetransfer.train.compare.compare` trains, on one schedule (``--coarse-steps`` generator
+steps, then ``--refine-steps`` pixel-warp steps):
+
+- ``full``: the default networks (``no_pixel_warp``'s generator plus the refiner);
+- ``paper``: the same with the original's network sizes (its Market nets: the DeepFashion nets'
+  stride 128 does not divide 96);
+- the ablations, one component off each (:data:`posetransfer.train.compare.VARIANTS`);
+
+and scores them with the baselines on the person-disjoint test split (protocol ``native``).
+Every model uses the demo's flow regressor. Appends the table to BENCHMARKS.md.
 
     python benchmarks/generator_evidence.py --demo demo_out --out runs/evidence
 """
@@ -23,19 +30,73 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import markdown_table, peak_rss_mb, record
-from posetransfer.config import apply_overrides
+from common import ROOT, markdown_table, peak_rss_mb, record
+from posetransfer.config import apply_overrides, load_config
 from posetransfer.data.formats import read_pairs_csv
 from posetransfer.demo import DemoConfig, run_demo
-from posetransfer.train.compare import BASELINES, VARIANTS, compare, run_steps
+from posetransfer.models.flops import count_parameters
+from posetransfer.models.generator import PoseTransferGenerator
+from posetransfer.models.pixel_warp import build_refiner
+from posetransfer.train.compare import (
+    BASELINES,
+    PAPER,
+    VARIANTS,
+    compare,
+    resolve_variant,
+    run_steps,
+    variant_config,
+)
+from posetransfer.train.generator_config import GeneratorStageConfig
+
+KEYS = ("ssim", "psnr", "l1", "mask_ssim", "mask_l1")
+
+
+def base_config(demo: DemoConfig, args: argparse.Namespace) -> GeneratorStageConfig:
+    """The demo's training settings with ``--model-config``'s networks at the data's size."""
+    nets = load_config(GeneratorStageConfig, args.model_config)
+    size = tuple(demo.synthetic.size)
+    base = replace(
+        demo.generator,
+        generator=replace(nets.generator, image_size=size),
+        pixel_warp=nets.pixel_warp,
+        discriminator=nets.discriminator,
+        data=replace(demo.generator.data, root=args.demo / "data"),
+        flow=replace(demo.generator.flow, checkpoint=args.demo / "runs" / "flow"),
+    )
+    total = args.coarse_steps + args.refine_steps
+    return apply_overrides(
+        base,
+        [f"schedule.coarse_steps={args.coarse_steps}", f"train.max_steps={total}",
+         "train.val_every=50", "train.ckpt_every=50"],
+    )  # fmt: skip
+
+
+def parameters_m(cfg: GeneratorStageConfig) -> str:
+    """Generator + refiner parameters in millions (the inference networks besides the flow)."""
+    count = count_parameters(PoseTransferGenerator(cfg.generator))
+    if cfg.pixel_warp.enabled:
+        count += count_parameters(build_refiner(cfg.pixel_warp))
+    return f"{count / 1e6:.2f}"
+
+
+def steps_label(runs: dict[str, Path], name: str, coarse: int) -> str:
+    """``generator steps + pixel-warp steps`` a model was trained for."""
+    steps = run_steps(runs[name])
+    if name == "full" and "no_pixel_warp" in runs:  # no_pixel_warp's generator + a refiner
+        return f"{run_steps(runs['no_pixel_warp'])}+{steps}"
+    return f"{min(steps, coarse)}+{max(steps - coarse, 0)}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--demo", type=Path, default=Path("demo_out"), help="demo output folder")
     parser.add_argument("--out", type=Path, default=Path("runs/evidence"), help="output folder")
-    parser.add_argument("--coarse-steps", type=int, default=600, help="generator steps")
-    parser.add_argument("--refine-steps", type=int, default=300, help="pixel-warp steps (full)")
+    parser.add_argument(
+        "--model-config", type=Path, default=ROOT / "configs" / "generator" / "default.yaml",
+        help="generator config whose networks are the full model",
+    )  # fmt: skip
+    parser.add_argument("--coarse-steps", type=int, default=300, help="generator steps")
+    parser.add_argument("--refine-steps", type=int, default=100, help="pixel-warp steps")
     parser.add_argument("--workers", type=int, default=2, help="models trained at once")
     parser.add_argument("--no-record", action="store_true", help="do not touch BENCHMARKS.md")
     args = parser.parse_args()
@@ -45,46 +106,44 @@ def main() -> None:
     demo = DemoConfig()
     if not (args.demo / "metrics.json").is_file():
         run_demo(demo, args.demo, progress=sys.stderr.isatty())
-    total = args.coarse_steps + args.refine_steps
-    base = apply_overrides(
-        demo.generator,
-        [f"schedule.coarse_steps={args.coarse_steps}", f"train.max_steps={total}",
-         "train.val_every=100", "train.ckpt_every=100"],
-    )  # fmt: skip
-    base = replace(
-        base,
-        data=replace(base.data, root=args.demo / "data"),
-        flow=replace(base.flow, checkpoint=args.demo / "runs" / "flow"),
-    )
+    base = base_config(demo, args)
+    names = (PAPER, *VARIANTS)  # the longest run first
     result = compare(
-        base, args.out, flows_3d=args.demo / "synth_flow" / "flows", workers=args.workers,
-        progress=sys.stderr.isatty(),
+        base, args.out, flows_3d=args.demo / "synth_flow" / "flows", variants=names,
+        workers=args.workers, progress=sys.stderr.isatty(),
     )  # fmt: skip
     wall = time.perf_counter() - start
-    keys = ("ssim", "psnr", "l1", "mask_ssim", "mask_l1")
-    notes = {**{k: v.description for k, v in VARIANTS.items()}, **BASELINES}
-    rows = [[m, *(result.metrics[m][k] for k in keys), notes[m]] for m in result.metrics]
-    steps = {n: run_steps(p) for n, p in result.runs.items()}
+    notes = {name: resolve_variant(base, name).description for name in names} | BASELINES
+    order = ["full", PAPER, *[n for n in result.metrics if n not in ("full", PAPER)]]
+    params = {n: parameters_m(variant_config(base, n, args.out / "runs", names)) for n in names}
+    steps = {n: steps_label(result.runs, n, args.coarse_steps) for n in names}
+    rows = [
+        [m, *(result.metrics[m][k] for k in KEYS), params.get(m, "-"), steps.get(m, "-"), notes[m]]
+        for m in order
+    ]
     times = [[k, round(v, 1)] for k, v in result.seconds.items()]
-    full, others = result.metrics["full"], ("copy_source", "warp_pred", "warp_3d")
+    full = result.metrics["full"]
     verdict = [
         f"- full vs {o}: SSIM {full['ssim'] - result.metrics[o]['ssim']:+.4f}, "
         f"L1 {full['l1'] - result.metrics[o]['l1']:+.4f} (full better: SSIM "
-        f"{full['ssim'] > result.metrics[o]['ssim']}, L1 {full['l1'] < result.metrics[o]['l1']})"
-        for o in others
+        f"{full['ssim'] >= result.metrics[o]['ssim']}, L1 {full['l1'] <= result.metrics[o]['l1']})"
+        for o in (PAPER, *BASELINES)
     ]
     body = (
         f"Demo data `{args.demo}` ({demo.synthetic.num_people} people x "
         f"{demo.synthetic.poses_per_person} poses at {demo.synthetic.size[0]}x"
         f"{demo.synthetic.size[1]}; flows from synth-flow, i.e. fitted to keypoints); "
-        f"{len(read_pairs_csv(result.pairs_csv))} test pairs of unseen people. Generator "
-        f"config: the demo's (`configs/demo/default.yaml`, `generator`), batch 8, lr 1e-3, no "
-        f"VGG, GAN off (`gan_start_step` beyond the run); ablations: {args.coarse_steps} "
-        f"generator steps each; full: the same generator as no_pixel_warp + {args.refine_steps} "
-        f"pixel-warp steps. Steps trained: {steps}. {args.workers} models trained at once, "
-        "1 torch thread each. Protocol `native`: SSIM Gaussian sigma 1.5, range 255; L1 on "
-        "[0, 1].\n\n"
-        + markdown_table(["method", *keys, "what"], rows)
+        f"{len(read_pairs_csv(result.pairs_csv))} test pairs of unseen people. `full` = the "
+        f"networks of `{Path(args.model_config).name}` at the data's size; `paper` = the "
+        "original's network sizes (its Market nets: stride 32); both with the demo's flow "
+        "regressor and training settings (batch 8, Adam lr 1e-3, L1 only: no VGG weights "
+        f"offline, GAN after the run), {args.coarse_steps} generator steps then "
+        f"{args.refine_steps} pixel-warp steps. Ablations: one component off each, same "
+        "schedule (without pixel warping: the generator steps only). "
+        f"{args.workers} models trained at once, 1 torch thread each. Protocol `native`: SSIM "
+        "Gaussian sigma 1.5, range 255; L1 on [0, 1]. `params M` = generator + refiner; "
+        "`steps` = generator + pixel-warp steps.\n\n"
+        + markdown_table(["method", *KEYS, "params M", "steps", "what"], rows)
         + "\n\n" + "\n".join(verdict) + "\n\n"
         + markdown_table(["phase", "wall s"], times)
         + f"\n\nTotal wall time {wall:.0f} s; peak RSS of the parent {peak_rss_mb():.0f} MiB."
@@ -92,7 +151,7 @@ def main() -> None:
     if args.no_record:
         print(body)
     else:
-        record("Pose-transfer evidence on synthetic data (CPU, tiny config)", body)
+        record("Pose-transfer evidence on synthetic data (CPU, default vs paper sizes)", body)
 
 
 if __name__ == "__main__":
