@@ -58,6 +58,7 @@ def peak_rss_mb() -> float:
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """Format rows as a GitHub markdown table."""
+
     def fmt(v: object) -> str:
         return f"{v:.4g}" if isinstance(v, float) else str(v)
 

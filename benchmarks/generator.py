@@ -72,11 +72,8 @@ from posetransfer.losses.generator import (
 from posetransfer.models.discriminator import DiscriminatorConfig, PatchDiscriminator
 from posetransfer.models.flops import count_flops, count_parameters
 from posetransfer.models.flow_regressor import FlowRegressor, FlowRegressorConfig
-from posetransfer.models.generator import (
-    GeneratorConfig,
-    PoseTransferGenerator,
-    condition_from_prediction,
-)
+from posetransfer.models.generator import GeneratorConfig, PoseTransferGenerator
+from posetransfer.models.generator_inputs import condition_from_prediction
 from posetransfer.models.pixel_warp import PixelWarpConfig, PixelWarpRefiner
 from posetransfer.models.vgg import load_vgg19
 

@@ -53,8 +53,10 @@ def test_partial_yaml_keeps_defaults(tmp_path):
 
 
 def test_overrides_parse_yaml_scalars():
-    cfg = apply_overrides(Stage(), ["steps=5", "optim.lr=1e-3", "model.channels=[1, 2, 3]",
-                                    "model.dropout=0.5", "--name=abc"])
+    cfg = apply_overrides(
+        Stage(),
+        ["steps=5", "optim.lr=1e-3", "model.channels=[1, 2, 3]", "model.dropout=0.5", "--name=abc"],
+    )
     assert cfg.steps == 5
     assert cfg.optim.lr == pytest.approx(1e-3)
     assert cfg.model.channels == (1, 2, 3)

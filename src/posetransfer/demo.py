@@ -293,7 +293,7 @@ def _grid_rows(cfg: DemoConfig, out: Path, result: Comparison) -> list[GridRow]:
 
     from posetransfer.data.formats import discover_dataset, flow_filename, read_any_flow
     from posetransfer.eval.html_report import GridRow
-    from posetransfer.models.generator import condition_from_prediction
+    from posetransfer.models.generator_inputs import condition_from_prediction
     from posetransfer.ops.flow_viz import flow_to_color, tensor_to_uint8, visibility_to_color
     from posetransfer.pose.draw import draw_pose
     from posetransfer.pose.keypoints import Pose

@@ -17,7 +17,7 @@ from posetransfer.models.discriminator import (
     discriminator_input_channels,
 )
 from posetransfer.models.flops import count_parameters
-from posetransfer.models.generator import StateDictMismatchError
+from posetransfer.models.generator_inputs import StateDictMismatchError
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "generator"
 TINY = DiscriminatorConfig(base_channels=4, num_layers=3)

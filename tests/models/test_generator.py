@@ -14,10 +14,8 @@ from posetransfer.config import ConfigError, from_dict
 from posetransfer.conventions import Visibility
 from posetransfer.models.flops import count_parameters
 from posetransfer.models.flow_regressor import FlowPrediction
-from posetransfer.models.generator import (
-    GeneratorConfig,
-    GeneratorOutput,
-    PoseTransferGenerator,
+from posetransfer.models.generator import GeneratorConfig, GeneratorOutput, PoseTransferGenerator
+from posetransfer.models.generator_inputs import (
     StateDictMismatchError,
     condition_from_prediction,
     visibility_probabilities,

@@ -12,7 +12,8 @@ import yaml
 from posetransfer.config import ConfigError, from_dict
 from posetransfer.conventions import Visibility
 from posetransfer.models.flops import count_parameters
-from posetransfer.models.generator import GeneratorOutput, StateDictMismatchError
+from posetransfer.models.generator import GeneratorOutput
+from posetransfer.models.generator_inputs import StateDictMismatchError
 from posetransfer.models.pixel_warp import (
     BLANK_VALUE,
     PixelWarpConfig,

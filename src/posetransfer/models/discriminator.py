@@ -22,7 +22,7 @@ from torch import nn
 
 from posetransfer.config import ConfigError
 from posetransfer.models.blocks import NORM_KINDS, NormKind, conv_unit, init_weights, leaky_relu
-from posetransfer.models.generator import check_image_input, check_state_dict
+from posetransfer.models.generator_inputs import check_image_input, check_state_dict
 
 __all__ = ["DiscriminatorConfig", "PatchDiscriminator", "discriminator_input_channels"]
 

@@ -43,44 +43,32 @@ warping uses ``align_corners=False`` pixel centres.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from posetransfer.config import ConfigError
-from posetransfer.conventions import NUM_VISIBILITY_CLASSES, Visibility
-from posetransfer.models.blocks import (
-    NORM_KINDS,
-    NormKind,
-    ResidualBlock,
-    conv_unit,
-    down_block,
-    init_weights,
-    up_block,
+from posetransfer.conventions import Visibility
+from posetransfer.models.blocks import NORM_KINDS, NormKind, ResidualBlock, conv_unit, init_weights
+from posetransfer.models.generator_inputs import (
+    check_image_input,
+    check_state_dict,
+    check_visibility_input,
+    visibility_probabilities,
 )
-from posetransfer.models.flow_regressor import FlowPrediction
-from posetransfer.ops.warp import flow_pyramid, visibility_pyramid, warp
+from posetransfer.models.residual_unet import ResidualDecoder, ResidualEncoder
+from posetransfer.ops.warp import flow_pyramid, warp
 
 __all__ = [
     "VISIBILITY_MODES",
     "GeneratorConfig",
     "GeneratorOutput",
     "PoseTransferGenerator",
-    "ResidualDecoder",
-    "ResidualEncoder",
-    "StateDictMismatchError",
     "VisibilityMode",
     "VisibilityResidual",
-    "check_image_input",
-    "check_state_dict",
-    "check_visibility_input",
-    "condition_from_prediction",
-    "visibility_codes",
-    "visibility_probabilities",
 ]
 
 VisibilityMode = Literal["none", "mask", "residual"]
@@ -232,279 +220,6 @@ class GeneratorOutput:
         """A copy with every tensor on ``device``."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         return replace(self, **{k: v if v is None else v.to(device) for k, v in values.items()})
-
-
-class StateDictMismatchError(ValueError):
-    """A checkpoint's state dict does not fit the network (another configuration)."""
-
-
-def check_state_dict(
-    module: nn.Module, state_dict: Mapping[str, Any], *, strict: bool = True
-) -> None:
-    """Compare a state dict with ``module``'s before loading it.
-
-    Args:
-        module: The network; its ``cfg`` attribute, if any, is named in the error.
-        state_dict: Tensors by key, as saved from a network.
-        strict: Also require the same key set (shapes are always checked).
-
-    Raises:
-        StateDictMismatchError: Listing missing and unexpected keys and keys whose shapes differ.
-    """
-    own = module.state_dict()
-    problems = []
-    if strict:
-        missing = sorted(set(own) - set(state_dict))
-        unexpected = sorted(set(state_dict) - set(own))
-        for label, keys in (("missing keys", missing), ("unexpected keys", unexpected)):
-            if keys:
-                shown = ", ".join(keys[:8]) + (
-                    f", ... ({len(keys)} in all)" if len(keys) > 8 else ""
-                )
-                problems.append(f"{label}: {shown}")
-    shapes = [
-        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-        for k, v in state_dict.items()
-        if k in own and isinstance(v, torch.Tensor) and v.shape != own[k].shape
-    ]
-    if shapes:
-        more = f" ... ({len(shapes)} in all)" if len(shapes) > 8 else ""
-        problems.append("shape mismatches: " + "; ".join(shapes[:8]) + more)
-    if problems:
-        config = getattr(module, "cfg", None)
-        raise StateDictMismatchError(
-            f"state dict does not fit {type(module).__name__}"
-            + (f" built with {config}" if config is not None else "")
-            + " (a checkpoint of another model config?): "
-            + " | ".join(problems)
-        )
-
-
-def check_image_input(
-    name: str,
-    x: torch.Tensor,
-    channels: int,
-    size: tuple[int, int] | None,
-    batch: int | None,
-    owner: str,
-) -> int:
-    """Check a ``(B, C, H, W)`` float input of a network and return ``B``.
-
-    Args:
-        name: Argument name used in the error.
-        x: The tensor.
-        channels: Expected ``C``.
-        size: Expected ``(H, W)``, or None for any.
-        batch: Expected ``B``, or None for any.
-        owner: Network name used in the error.
-
-    Returns:
-        The batch size ``B``.
-
-    Raises:
-        ValueError: Naming the argument, the expected and the actual shape.
-    """
-    if not isinstance(x, torch.Tensor) or x.ndim != 4 or not x.is_floating_point():
-        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{owner}: {name} must be a float (B, C, H, W) tensor, got {got}")
-    if x.shape[1] != channels:
-        raise ValueError(
-            f"{owner}: {name} must have {channels} channels, got {name}.shape={tuple(x.shape)}"
-        )
-    if size is not None and tuple(x.shape[-2:]) != tuple(size):
-        raise ValueError(
-            f"{owner}: {name} has size (H, W)={tuple(x.shape[-2:])}, expected {tuple(size)}"
-        )
-    if batch is not None and x.shape[0] != batch:
-        raise ValueError(
-            f"{owner}: {name} has batch size {x.shape[0]}, x_src has {batch} "
-            f"({name}.shape={tuple(x.shape)})"
-        )
-    return x.shape[0]
-
-
-def condition_from_prediction(pred: FlowPrediction) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flow and visibility for the generator from the flow regressor, as the original fed them.
-
-    Args:
-        pred: The flow regressor's output.
-
-    Returns:
-        ``(flow, vis)``: ``(B, 2, H, W)`` full-resolution flow set to 0 where the predicted class
-        is BACKGROUND (flow is 0 on background by convention) and ``(B, H, W)`` int64 codes, the
-        argmax of the visibility logits.
-    """
-    vis = pred.visibility
-    return pred.flow.masked_fill((vis == _BG).unsqueeze(1), 0.0), vis
-
-
-def check_visibility_input(
-    vis: torch.Tensor, batch: int, size: tuple[int, int], owner: str
-) -> None:
-    """Check a visibility input: ``(B, H, W)`` integer codes or ``(B, 3, H, W)`` probabilities.
-
-    Args:
-        vis: The tensor.
-        batch: Expected ``B``.
-        size: Expected ``(H, W)``.
-        owner: Network name used in the error.
-
-    Raises:
-        ValueError: On another shape, float codes, or class values that do not sum to 1 (logits
-            instead of probabilities).
-    """
-    if not isinstance(vis, torch.Tensor):
-        raise ValueError(f"{owner}: vis must be a tensor, got {type(vis).__name__}")
-    if vis.ndim == 4:
-        check_image_input("vis", vis, NUM_VISIBILITY_CLASSES, size, batch, owner)
-        if (vis.float().sum(dim=1) - 1).abs().max() > 0.02:  # bf16 probabilities pass
-            raise ValueError(
-                f"{owner}: (B, 3, H, W) vis must hold class probabilities summing to 1 "
-                "(softmax of the logits, or one-hot), not logits"
-            )
-        return
-    if tuple(vis.shape) != (batch, *size) or vis.is_floating_point():
-        raise ValueError(
-            f"{owner}: vis must be (B, H, W) integer codes or (B, 3, H, W) probabilities with "
-            f"(B, H, W)=({batch}, {size[0]}, {size[1]}), got {tuple(vis.shape)} {vis.dtype}"
-        )
-
-
-def visibility_codes(vis: torch.Tensor) -> torch.Tensor:
-    """``(B, H, W)`` int64 :class:`Visibility` codes from codes or ``(B, 3, H, W)`` probabilities
-    (argmax over the classes)."""
-    return vis.argmax(dim=1) if vis.ndim == 4 else vis.long()
-
-
-def visibility_probabilities(vis: torch.Tensor, levels: int) -> list[torch.Tensor]:
-    """Visibility as class probabilities at strides ``1 .. 2**(levels-1)``.
-
-    Integer codes are pooled with :func:`~posetransfer.ops.warp.visibility_pyramid` (a coarse
-    pixel takes the largest code of its block) and one-hot encoded; probabilities (softmax of
-    the flow regressor's logits) are average-pooled.
-
-    Args:
-        vis: ``(B, H, W)`` integer codes or ``(B, 3, H, W)`` float probabilities.
-        levels: Number of levels, at least 1.
-
-    Returns:
-        ``levels`` float tensors; entry ``l`` is ``(B, 3, H / 2**l, W / 2**l)``.
-    """
-    if vis.ndim == 4:
-        return [vis if lv == 0 else F.avg_pool2d(vis, 2**lv) for lv in range(levels)]
-    return [
-        F.one_hot(codes.long(), NUM_VISIBILITY_CLASSES).permute(0, 3, 1, 2).float()
-        for codes in visibility_pyramid(vis, levels)
-    ]
-
-
-class _EncoderLevel(nn.Module):
-    """``num_res_blocks`` residual blocks (their outputs are the skips), then a down layer."""
-
-    def __init__(self, c_in: int, c_out: int, num_res_blocks: int, norm: NormKind) -> None:
-        super().__init__()
-        self.res = nn.ModuleList(ResidualBlock(c_in, norm=norm) for _ in range(num_res_blocks))
-        self.down = down_block(c_in, c_out, norm=norm)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        skips = []
-        for block in self.res:
-            x = block(x)
-            skips.append(x)
-        return self.down(x), skips
-
-
-class ResidualEncoder(nn.Module):
-    """Residual U-Net encoder: 1x1 channel mapping, then per scale residual blocks and a down layer.
-
-    Args:
-        in_channels: Input channels.
-        channels: Widths ``(c_0, ..., c_L)`` at strides ``1 .. 2**L``.
-        num_res_blocks: Residual blocks per scale.
-        norm: Normalisation kind.
-    """
-
-    def __init__(
-        self, in_channels: int, channels: Sequence[int], num_res_blocks: int, norm: NormKind
-    ) -> None:
-        super().__init__()
-        self.stem = conv_unit(in_channels, channels[0], 1, norm=norm)
-        self.levels = nn.ModuleList(
-            _EncoderLevel(channels[lv], channels[lv + 1], num_res_blocks, norm)
-            for lv in range(len(channels) - 1)
-        )
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
-        """Encode ``x``.
-
-        Args:
-            x: ``(B, in_channels, H, W)``, ``H`` and ``W`` multiples of ``2**L``.
-
-        Returns:
-            The bottleneck ``(B, c_L, H / 2**L, W / 2**L)`` and ``skips[l][i]``, the
-            ``(B, c_l, H / 2**l, W / 2**l)`` output of residual block ``i`` at scale ``l``.
-        """
-        x = self.stem(x)
-        skips = []
-        for level in self.levels:
-            x, level_skips = level(x)
-            skips.append(level_skips)
-        return x, skips
-
-
-class _DecoderLevel(nn.Module):
-    """Up layer, then residual blocks fed the skips of the scale in mirror order."""
-
-    def __init__(
-        self, c_in: int, c_out: int, num_res_blocks: int, side_channels: int, norm: NormKind
-    ) -> None:
-        super().__init__()
-        self.up = up_block(c_in, c_out, mode="pixel_shuffle", norm=norm)
-        self.res = nn.ModuleList(
-            ResidualBlock(c_out, side_channels, norm=norm) for _ in range(num_res_blocks)
-        )
-
-    def forward(self, x: torch.Tensor, sides: list[torch.Tensor]) -> torch.Tensor:
-        x = self.up(x)
-        for block, side in zip(self.res, reversed(sides), strict=True):
-            x = block(x, side)
-        return x
-
-
-class ResidualDecoder(nn.Module):
-    """Residual U-Net decoder mirroring :class:`ResidualEncoder`.
-
-    Args:
-        channels: Widths ``(c_0, ..., c_L)``, as the encoder's.
-        num_res_blocks: Residual blocks per scale (one per skip).
-        side_factor: Skip channels per scale are ``side_factor * c_l`` (2: pose and appearance).
-        norm: Normalisation kind.
-    """
-
-    def __init__(
-        self, channels: Sequence[int], num_res_blocks: int, side_factor: int, norm: NormKind
-    ) -> None:
-        super().__init__()
-        self.levels = nn.ModuleList(
-            _DecoderLevel(
-                channels[lv + 1], channels[lv], num_res_blocks, side_factor * channels[lv], norm
-            )
-            for lv in range(len(channels) - 1)
-        )
-
-    def forward(self, x: torch.Tensor, sides: list[list[torch.Tensor]]) -> torch.Tensor:
-        """Decode from the bottleneck.
-
-        Args:
-            x: ``(B, c_L, H / 2**L, W / 2**L)`` bottleneck features.
-            sides: ``sides[l][i]``: ``(B, side_factor * c_l, H / 2**l, W / 2**l)`` skips.
-
-        Returns:
-            ``(B, c_0, H, W)`` features.
-        """
-        for lv in reversed(range(len(self.levels))):
-            x = self.levels[lv](x, sides[lv])
-        return x
 
 
 class VisibilityResidual(nn.Module):

@@ -29,16 +29,15 @@ from torch import nn
 from posetransfer.config import ConfigError
 from posetransfer.conventions import IMAGE_RANGE, NUM_VISIBILITY_CLASSES, Visibility
 from posetransfer.models.blocks import NORM_KINDS, NormKind, conv_unit, init_weights, relu
-from posetransfer.models.generator import (
-    GeneratorOutput,
-    ResidualDecoder,
-    ResidualEncoder,
+from posetransfer.models.generator import GeneratorOutput
+from posetransfer.models.generator_inputs import (
     check_image_input,
     check_state_dict,
     check_visibility_input,
     visibility_codes,
     visibility_probabilities,
 )
+from posetransfer.models.residual_unet import ResidualDecoder, ResidualEncoder
 from posetransfer.ops.warp import warp
 
 __all__ = [

@@ -64,7 +64,8 @@ from posetransfer.data.formats import (
 from posetransfer.eval.evaluate import EvaluateConfig, evaluate_folders
 from posetransfer.models.discriminator import DiscriminatorConfig
 from posetransfer.models.flow_regressor import FlowRegressor
-from posetransfer.models.generator import GeneratorConfig, condition_from_prediction
+from posetransfer.models.generator import GeneratorConfig
+from posetransfer.models.generator_inputs import condition_from_prediction
 from posetransfer.models.pixel_warp import PixelWarpConfig
 from posetransfer.ops.flow_viz import save_png, tensor_to_uint8
 from posetransfer.ops.warp import warp

@@ -44,11 +44,8 @@ from posetransfer.losses.generator import (
 )
 from posetransfer.models.discriminator import PatchDiscriminator
 from posetransfer.models.flow_regressor import FlowRegressor
-from posetransfer.models.generator import (
-    GeneratorOutput,
-    PoseTransferGenerator,
-    condition_from_prediction,
-)
+from posetransfer.models.generator import GeneratorOutput, PoseTransferGenerator
+from posetransfer.models.generator_inputs import condition_from_prediction
 from posetransfer.models.pixel_warp import build_refiner, warp_source_image
 from posetransfer.models.vgg import VGG19Features, load_vgg19
 from posetransfer.pose.maps import PoseMapConfig, pose_maps

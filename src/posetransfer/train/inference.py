@@ -25,11 +25,8 @@ import torch
 
 from posetransfer.config import load_config
 from posetransfer.models.flow_regressor import FlowRegressor
-from posetransfer.models.generator import (
-    GeneratorOutput,
-    PoseTransferGenerator,
-    condition_from_prediction,
-)
+from posetransfer.models.generator import GeneratorOutput, PoseTransferGenerator
+from posetransfer.models.generator_inputs import condition_from_prediction
 from posetransfer.models.pixel_warp import PixelWarpRefiner, build_refiner
 from posetransfer.pose.keypoints import Pose, stack_poses
 from posetransfer.pose.maps import PoseMapConfig, pose_maps
