@@ -37,8 +37,8 @@ from posetransfer.demo import DemoConfig, run_demo
 from posetransfer.models.flops import count_parameters
 from posetransfer.models.generator import PoseTransferGenerator
 from posetransfer.models.pixel_warp import build_refiner
+from posetransfer.train.baselines import BASELINES
 from posetransfer.train.compare import (
-    BASELINES,
     PAPER,
     VARIANTS,
     compare,

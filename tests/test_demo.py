@@ -17,7 +17,8 @@ from posetransfer.config import ConfigError, apply_overrides, load_config
 from posetransfer.data.formats import flow_filename, read_any_flow, read_pairs_csv
 from posetransfer.demo import DemoConfig, quick_config, run_demo
 from posetransfer.ops.warp import warp
-from posetransfer.train.compare import BASELINES, VARIANTS
+from posetransfer.train.baselines import BASELINES
+from posetransfer.train.compare import VARIANTS
 from posetransfer.train.inference_io import gfla_name
 
 REPO = Path(__file__).resolve().parents[1]

@@ -43,8 +43,8 @@ from posetransfer.console import echo
 from posetransfer.data.formats import read_pairs_csv
 from posetransfer.data.synthetic_writer import SyntheticConfig
 from posetransfer.render.synth_output import SynthFlowConfig
+from posetransfer.train.baselines import BASELINES
 from posetransfer.train.compare import (
-    BASELINES,
     VARIANT_NAMES,
     VARIANTS,
     Comparison,
@@ -298,7 +298,7 @@ def _grid_rows(cfg: DemoConfig, out: Path, result: Comparison) -> list[GridRow]:
     from posetransfer.pose.draw import draw_pose
     from posetransfer.pose.keypoints import Pose
     from posetransfer.pose.maps import pose_maps
-    from posetransfer.train.compare import load_flow_net
+    from posetransfer.train.baselines import load_flow_net
     from posetransfer.train.inference_io import PairListDataset, gfla_name
 
     pairs = read_pairs_csv(result.pairs_csv)

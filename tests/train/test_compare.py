@@ -8,18 +8,10 @@ from pathlib import Path
 import pytest
 
 from posetransfer.config import apply_overrides
-from posetransfer.data.formats import read_pairs_csv, write_pairs_csv
 from posetransfer.models.discriminator import DiscriminatorConfig
 from posetransfer.models.generator import GeneratorConfig
 from posetransfer.models.pixel_warp import PixelWarpConfig
-from posetransfer.train.compare import (
-    PAPER,
-    VARIANTS,
-    resolve_variant,
-    run_steps,
-    select_test_pairs,
-    variant_config,
-)
+from posetransfer.train.compare import PAPER, VARIANTS, resolve_variant, run_steps, variant_config
 from posetransfer.train.generator_config import GeneratorStageConfig
 
 BASE = apply_overrides(
@@ -91,17 +83,3 @@ def test_bad_variant_and_budget() -> None:
 def test_run_steps_of_missing_run(tmp_path: Path) -> None:
     assert run_steps(tmp_path / "absent") == 0
     assert run_steps(tmp_path) == 0
-
-
-def test_test_pairs_subset_is_evenly_spaced(tmp_path: Path) -> None:
-    root = tmp_path / "data"
-    (root / "test").mkdir(parents=True)
-    pairs = [(f"a{k}.png", f"b{k}.png") for k in range(10)]
-    write_pairs_csv(root / "fasion-resize-pairs-test.csv", pairs)
-    (root / "fasion-resize-annotation-test.csv").write_text("name:keypoints_y:keypoints_x\n")
-    got = select_test_pairs(root, tmp_path / "sub.csv", max_pairs=4)
-    assert got == [pairs[0], pairs[2], pairs[5], pairs[7]]
-    assert read_pairs_csv(tmp_path / "sub.csv") == got
-    assert select_test_pairs(root, tmp_path / "all.csv") == pairs
-    with pytest.raises(ValueError, match="no split 'val'"):
-        select_test_pairs(root, tmp_path / "x.csv", split="val")
