@@ -84,7 +84,12 @@ def test_backward_and_bad_inputs() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "preset"), [("default", DiscriminatorConfig()), ("paper", DiscriminatorConfig.paper())]
+    ("name", "preset"),
+    [
+        ("default", DiscriminatorConfig()),
+        ("paper", DiscriminatorConfig.paper()),
+        ("market-paper", DiscriminatorConfig.paper()),
+    ],
 )
 def test_yaml_presets(name: str, preset: DiscriminatorConfig) -> None:
     data = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())

@@ -231,7 +231,12 @@ def test_state_dict_round_trip_and_mismatch_listing() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "preset"), [("default", GeneratorConfig()), ("paper", GeneratorConfig.paper())]
+    ("name", "preset"),
+    [
+        ("default", GeneratorConfig()),
+        ("paper", GeneratorConfig.paper()),
+        ("market-paper", GeneratorConfig.paper("market")),
+    ],
 )
 def test_yaml_presets_match_the_dataclass_presets(name: str, preset: GeneratorConfig) -> None:
     data = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())

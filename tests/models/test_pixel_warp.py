@@ -124,7 +124,12 @@ def test_presets_configs_and_state_dicts() -> None:
     assert round(count_parameters(market) / 1e6, 2) == 5.04
     assert build_refiner(replace(TINY, enabled=False)) is None
     assert isinstance(build_refiner(TINY), PixelWarpRefiner)
-    for name, preset in (("default", PixelWarpConfig()), ("paper", PixelWarpConfig.paper())):
+    presets = {
+        "default": PixelWarpConfig(),
+        "paper": PixelWarpConfig.paper(),
+        "market-paper": PixelWarpConfig.paper("market"),
+    }
+    for name, preset in presets.items():
         data = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
         assert from_dict(PixelWarpConfig, data["pixel_warp"], where=name) == preset
     with pytest.raises(ConfigError, match="head_kernel must be an odd int"):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from posetransfer.config import ConfigError
+from posetransfer.data.transforms import PROTOCOLS
 from posetransfer.losses.generator import GeneratorLossConfig
 from posetransfer.models.discriminator import DiscriminatorConfig
 from posetransfer.models.flow_regressor import FlowRegressorConfig
@@ -200,6 +201,17 @@ class GeneratorStageConfig:
                     f"{channels} channels; set {name}.pose_channels={channels}"
                 )
         height, width = self.generator.image_size
+        protocol = PROTOCOLS.get(self.data.protocol)
+        if protocol is None:
+            known = ", ".join(PROTOCOLS)
+            name = self.data.protocol
+            raise ConfigError(f"data.protocol={name!r} is unknown; choose from {known}")
+        if protocol.size is not None and tuple(protocol.size) != (height, width):
+            size = list(protocol.size)
+            raise ConfigError(
+                f"data.protocol={self.data.protocol!r} gives {size[0]}x{size[1]} images but "
+                f"generator.image_size={[height, width]}; set generator.image_size={size}"
+            )
         if self.pixel_warp.enabled and (
             height % self.pixel_warp.stride or width % self.pixel_warp.stride
         ):
