@@ -11,7 +11,15 @@ from posetransfer.config import apply_overrides
 from posetransfer.models.discriminator import DiscriminatorConfig
 from posetransfer.models.generator import GeneratorConfig
 from posetransfer.models.pixel_warp import PixelWarpConfig
-from posetransfer.train.compare import PAPER, VARIANTS, resolve_variant, run_steps, variant_config
+from posetransfer.train.compare import (
+    PAPER,
+    VARIANTS,
+    Variant,
+    resolve_variant,
+    run_steps,
+    variant_config,
+    variant_name,
+)
 from posetransfer.train.generator_config import GeneratorStageConfig
 
 BASE = apply_overrides(
@@ -83,3 +91,15 @@ def test_bad_variant_and_budget() -> None:
 def test_run_steps_of_missing_run(tmp_path: Path) -> None:
     assert run_steps(tmp_path / "absent") == 0
     assert run_steps(tmp_path) == 0
+
+
+def test_a_custom_variant_keeps_its_own_schedule() -> None:
+    custom = Variant("short", ("schedule.coarse_steps=10", "train.max_steps=15"), "a short run")
+    assert resolve_variant(BASE, custom) is custom
+    assert variant_name(custom) == "short" and variant_name("full") == "full"
+    cfg = variant_config(BASE, custom, "runs", ["full", "no_pixel_warp", custom])
+    assert (cfg.schedule.coarse_steps, cfg.train.max_steps) == (10, 15)
+    assert cfg.generator == BASE.generator
+    # full still chains on no_pixel_warp when the list mixes names and variants
+    full = variant_config(BASE, "full", "runs", [custom, "no_pixel_warp"])
+    assert full.schedule.init_generator == Path("runs") / "no_pixel_warp"

@@ -70,6 +70,7 @@ __all__ = [
     "run_steps",
     "train_variants",
     "variant_config",
+    "variant_name",
 ]
 
 logger = logging.getLogger(__name__)
@@ -161,12 +162,15 @@ def paper_overrides(image_size: Sequence[int]) -> tuple[str, ...]:
     )
 
 
-def resolve_variant(base: GeneratorStageConfig, name: str) -> Variant:
-    """The :class:`Variant` called ``name`` (a key of :data:`VARIANTS`, or :data:`PAPER`).
+def resolve_variant(base: GeneratorStageConfig, name: str | Variant) -> Variant:
+    """The :class:`Variant` called ``name`` (a key of :data:`VARIANTS`, or :data:`PAPER`); a
+    :class:`Variant` itself is returned as it is (a custom model of the comparison).
 
     Raises:
         ValueError: An unknown name, or ``paper`` at an image size the original's nets refuse.
     """
+    if isinstance(name, Variant):
+        return name
     if name == PAPER:
         overrides = paper_overrides(base.generator.image_size)
         return Variant(PAPER, overrides, "full model with the original's network sizes")
@@ -175,21 +179,32 @@ def resolve_variant(base: GeneratorStageConfig, name: str) -> Variant:
     return VARIANTS[name]
 
 
+def variant_name(variant: str | Variant) -> str:
+    """The run-folder name of a variant given by name or as a :class:`Variant`."""
+    return variant.name if isinstance(variant, Variant) else variant
+
+
 def variant_config(
-    base: GeneratorStageConfig, name: str, run_root: PathLike, names: Sequence[str] = ()
+    base: GeneratorStageConfig,
+    variant: str | Variant,
+    run_root: PathLike,
+    names: Sequence[str | Variant] = (),
 ) -> GeneratorStageConfig:
     """The config of one variant (see the module docstring for the step budgets).
 
     Args:
         base: The full model's config (``data.root`` and ``flow.checkpoint`` set).
-        name: A key of :data:`VARIANTS`, or :data:`PAPER`.
+        variant: A name in :data:`VARIANT_NAMES`, or a custom :class:`Variant` (its overrides may
+            set its own schedule).
         run_root: Folder holding one run folder per variant (``run_root/<name>``).
         names: All variants trained together; ``full`` starts from ``no_pixel_warp`` when listed.
 
     Raises:
         ValueError: An unknown variant name, or no refiner steps left for ``full``.
     """
-    cfg = apply_overrides(base, resolve_variant(base, name).overrides)
+    resolved = resolve_variant(base, variant)
+    name, names = resolved.name, [variant_name(n) for n in names]
+    cfg = apply_overrides(base, resolved.overrides)
     coarse = base.schedule.coarse_steps
     if not base.pixel_warp.enabled:
         return cfg
@@ -245,7 +260,7 @@ def _train_one(cfg_data: dict, run_dir: str, threads: int) -> float:
 
 def train_variants(
     base: GeneratorStageConfig,
-    names: Sequence[str],
+    variants: Sequence[str | Variant],
     run_root: PathLike,
     *,
     workers: int = 1,
@@ -260,7 +275,7 @@ def train_variants(
 
     Args:
         base: The full model's config.
-        names: Names in :data:`VARIANT_NAMES`.
+        variants: Names in :data:`VARIANT_NAMES` or custom :class:`Variant` objects.
         run_root: Parent of the run folders.
         workers: Variants trained at once.
         threads: Torch threads per variant.
@@ -272,7 +287,8 @@ def train_variants(
     if workers < 1 or threads < 1:
         raise ValueError(f"workers and threads must be >= 1, got {workers} and {threads}")
     run_root = Path(run_root)
-    cfgs = {name: variant_config(base, name, run_root, names) for name in names}
+    names = [variant_name(v) for v in variants]
+    cfgs = {variant_name(v): variant_config(base, v, run_root, variants) for v in variants}
     steps = {name: cfg.train.max_steps for name, cfg in cfgs.items()}
     seconds = {name: 0.0 for name in names}
     todo = [name for name in names if run_steps(run_root / name) < steps[name]]
@@ -345,7 +361,7 @@ def compare(
     out_dir: PathLike,
     *,
     flows_3d: PathLike | None,
-    variants: Sequence[str] = tuple(VARIANTS),
+    variants: Sequence[str | Variant] = tuple(VARIANTS),
     baselines: Sequence[str] = tuple(BASELINES),
     max_test_pairs: int | None = None,
     workers: int = 1,
@@ -362,7 +378,7 @@ def compare(
         base: The full model's config (``data.root``, ``flow.checkpoint`` set).
         out_dir: Output folder.
         flows_3d: ``synth-flow`` flow files of the test pairs (for ``warp_3d``).
-        variants: Names in :data:`VARIANT_NAMES`.
+        variants: Names in :data:`VARIANT_NAMES` or custom :class:`Variant` objects.
         baselines: Keys of :data:`BASELINES`.
         max_test_pairs: Score evenly spaced pairs of the test split only.
         workers: Variants trained at once (see :func:`train_variants`).
@@ -393,7 +409,8 @@ def compare(
     pairs = select_test_pairs(base.data.root, pairs_csv, max_pairs=max_test_pairs)
     start = time.perf_counter()
     outputs: dict[str, Path] = {}
-    for name in variants:
+    names = [variant_name(v) for v in variants]
+    for name in names:
         pipeline = PoseTransferPipeline.from_run(out_dir / "runs" / name)
         outputs[name] = out_dir / "outputs" / name
         infer_pairs(pipeline, base.data.root, pairs_csv, outputs[name], progress=progress)
@@ -408,5 +425,5 @@ def compare(
     start = time.perf_counter()
     metrics = score_methods(outputs, base.data.root, pairs_csv, progress=progress)
     phase("score", start)
-    runs = {name: out_dir / "runs" / name for name in variants}
+    runs = {name: out_dir / "runs" / name for name in names}
     return Comparison(metrics, runs, outputs, pairs_csv, seconds)
