@@ -185,6 +185,25 @@ def test_uint8_round_trip_is_exact_for_every_value() -> None:
     assert torch.equal(uint8_to_tensor(tensor_to_uint8(tensor)), tensor)
 
 
+def test_read_only_and_strided_images_convert_without_warnings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    image = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
+    frozen = image.copy()
+    frozen.flags.writeable = False  # as np.asarray(PIL image)
+    from_numpy = torch.from_numpy
+
+    def writable_only(array: np.ndarray) -> torch.Tensor:
+        # torch warns (once per process) on read-only arrays; never hand it one
+        assert array.flags.writeable and array.flags.c_contiguous
+        return from_numpy(array)
+
+    monkeypatch.setattr(torch, "from_numpy", writable_only)
+    assert np.array_equal(tensor_to_uint8(uint8_to_tensor(frozen)), image)
+    assert np.array_equal(tensor_to_uint8(uint8_to_tensor(image[:, ::2])), image[:, ::2])
+    assert not frozen.flags.writeable  # the caller's array is untouched
+
+
 def test_tensor_to_uint8_maps_range_and_clips() -> None:
     img = torch.tensor([-1.0, 0.0, 1.0, -3.0, 2.0]).view(1, 1, 5).expand(3, 1, 5)
     assert tensor_to_uint8(img)[0, :, 0].tolist() == [0, 128, 255, 0, 255]  # 127.5 rounds to 128

@@ -266,4 +266,5 @@ def uint8_to_tensor(img: np.ndarray) -> torch.Tensor:
         ``(3, H, W)`` float32 tensor in ``[-1, 1]``; :func:`tensor_to_uint8` inverts it exactly.
     """
     _check_rgb(img, "img")
-    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 127.5 - 1.0
+    img = np.require(img, requirements=["C", "W"])  # a read-only array (PIL's) is copied
+    return torch.from_numpy(img).permute(2, 0, 1).float() / 127.5 - 1.0
