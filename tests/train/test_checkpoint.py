@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +127,25 @@ def test_best_follows_the_validation_metric(tmp_path: Path, mode: str, best_step
     assert load_weights(tmp_path, {"net": net}, which="best") == tmp_path / "checkpoints" / "best"
     snap = opts.snapshots[best_step]
     assert all(torch.equal(net.state_dict()[k], snap[k]) for k in snap)
+
+
+@pytest.mark.parametrize("resume_at", [None, 6])
+def test_best_restarts_when_the_stage_changes_group(tmp_path: Path, resume_at: int | None) -> None:
+    # max mode: step 4 is the best of all, but steps >= 6 are another model structure.
+    script = {2: 0.5, 4: 0.9, 6: 0.2, 8: 0.4, 10: 0.3}
+    opts = StageOptions(val_script=script, group_from=6)
+    cfg = quiet_config(val_every=2, val_metric="scripted", val_mode="max", ckpt_every=2)
+    val = RegressionData(n=8, seed=1)
+    if resume_at is not None:  # stop inside group 0, resume into group 1
+        first = train(tmp_path, replace(cfg, max_steps=resume_at - 2), opts, val=val)
+        assert first.best_value == 0.9
+    result = train(tmp_path, cfg, opts, val=val)
+    assert result.best_value == 0.4
+    meta = json.loads((tmp_path / "checkpoints" / "best" / "meta.json").read_text())
+    assert (meta["step"], meta["value"]) == (8, 0.4)
+    val_lines = [json.loads(x) for x in (tmp_path / "stats.jsonl").read_text().splitlines()]
+    flags = {r["step"]: r["best"] for r in val_lines if r["kind"] == "val"}
+    assert flags == {2: True, 4: True, 6: True, 8: True, 10: False}
 
 
 def test_keep_last_prunes_old_checkpoints(tmp_path: Path) -> None:

@@ -49,6 +49,7 @@ class StageOptions:
     noise: float = 0.0  # std of input noise drawn from torch's global RNG in train_step
     val_script: Mapping[int, float] | None = None  # step -> value reported as "scripted"
     with_samples: bool = False
+    group_from: int | None = None  # steps >= this compete for best/ in group 1
     snapshots: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
 
 
@@ -91,6 +92,9 @@ class RegressionStage(Stage):
             out["scripted"] = self.opts.val_script[ctx.step]
             self.opts.snapshots[ctx.step] = {k: v.clone() for k, v in self.net.state_dict().items()}
         return out
+
+    def best_group(self, step: int) -> int:
+        return int(self.opts.group_from is not None and step >= self.opts.group_from)
 
     def sample_images(self, ctx: StepContext) -> torch.Tensor | None:
         if not self.opts.with_samples:

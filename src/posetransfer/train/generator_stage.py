@@ -18,7 +18,8 @@ architecture is recorded in ``RUN/flow_model.yaml``, so a run is self-contained 
 
 Validation scores what inference would output at that step (the refined image once the refiner
 has trained, else the coarse one): SSIM as the original selected models (skimage's 7x7 uniform
-window on 8-bit values) and L1 on ``[0, 1]``; ``best/`` keeps the highest SSIM.
+window on 8-bit values) and L1 on ``[0, 1]``; ``best/`` keeps the highest SSIM of the current
+stage (once the refiner has trained, the best refined model, however good the coarse one was).
 """
 
 from __future__ import annotations
@@ -256,6 +257,11 @@ class GeneratorStage(Stage):
                 sums[key] = sums.get(key, 0.0) + float(values.sum())
             count += len(batch)
         return {key: value / max(count, 1) for key, value in sums.items()}
+
+    def best_group(self, step: int) -> int:
+        """0 before the refiner has trained, 1 after: ``best/`` of a two-stage run is the best
+        model *with* pixel warping, as the original's separate stage-2 run picked it."""
+        return int(self.cfg.refiner_trained_after(step))
 
     def sample_images(self, ctx: StepContext) -> torch.Tensor | None:
         """One image: a row per sample pair of source, target, warped source, coarse, output."""

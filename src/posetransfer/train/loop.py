@@ -234,6 +234,7 @@ class _Progress:
     bad_batches: int = 0
     best_value: float | None = None
     best_step: int | None = None
+    best_group: int = 0  # Stage.best_group of best_step
     train_time_s: float = 0.0
 
 
@@ -372,6 +373,11 @@ class _Run:
 
     def _update_best(self, value: float) -> bool:
         p = self.progress
+        group = self.stage.best_group(p.step)
+        if group != p.best_group:
+            if p.best_value is not None:
+                logger.info("step %d: best/ restarts (validation group %d)", p.step, group)
+            p.best_value, p.best_step, p.best_group = None, None, group
         if not math.isfinite(value):
             logger.warning("step %d: validation metric is %s, not a best candidate", p.step, value)
             return False

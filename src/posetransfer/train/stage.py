@@ -155,6 +155,15 @@ class Stage(abc.ABC):
         """
         return {}
 
+    def best_group(self, step: int) -> int:
+        """Which group of checkpoints the state after ``step`` steps competes in for ``best/``.
+
+        ``best/`` is the best validation result within the current group; when the group
+        changes (e.g. a second training stage with another model structure starts), the first
+        validation of the new group becomes ``best/`` whatever the old group's results were.
+        """
+        return 0
+
     def sample_images(self, ctx: StepContext) -> torch.Tensor | None:
         """Images ``(N, 3, H, W)`` in [-1, 1] for ``samples/step-*.png`` (rank 0, eval mode)."""
         return None
