@@ -4,13 +4,13 @@ Uses the data, synth-flow flows and flow regressor of a ``posetransfer demo`` fo
 default demo first when ``--demo`` has no ``metrics.json``). The base config is the demo's
 generator stage (batch 8, lr 1e-3, L1 only: no VGG weights offline, GAN after the run) with the
 networks of ``--model-config`` (``configs/generator/default.yaml``) at the data's size. Then
-:func:`posetransfer.train.compare.compare` trains, on one schedule (``--coarse-steps`` generator
-steps, then ``--refine-steps`` pixel-warp steps):
+:func:`~posetransfer.experiments.compare.compare` trains, on one schedule (``--coarse-steps``
+generator steps, then ``--refine-steps`` pixel-warp steps):
 
 - ``full``: the default networks (``no_pixel_warp``'s generator plus the refiner);
 - ``paper``: the same with the original's network sizes (its Market nets: the DeepFashion nets'
   stride 128 does not divide 96);
-- the ablations, one component off each (:data:`posetransfer.train.compare.VARIANTS`);
+- the ablations, one component off each (:data:`posetransfer.experiments.compare.VARIANTS`);
 
 and scores them with the baselines on the person-disjoint test split (protocol ``native``).
 Every model uses the demo's flow regressor. Appends the table to BENCHMARKS.md.
@@ -33,14 +33,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, markdown_table, peak_rss_mb, record
 from posetransfer.config import apply_overrides, load_config
-from posetransfer.data.formats import discover_dataset, read_pairs_csv
-from posetransfer.demo import DemoConfig, run_demo
+from posetransfer.data.formats import read_pairs_csv
+from posetransfer.data.layout import discover_dataset
 from posetransfer.eval.evaluate import EvaluateConfig, evaluate_folders
-from posetransfer.models.flops import count_parameters
-from posetransfer.models.generator import PoseTransferGenerator
-from posetransfer.models.pixel_warp import build_refiner
-from posetransfer.train.baselines import BASELINES
-from posetransfer.train.compare import (
+from posetransfer.experiments.baselines import BASELINES
+from posetransfer.experiments.compare import (
     PAPER,
     VARIANT_NAMES,
     VARIANTS,
@@ -51,6 +48,10 @@ from posetransfer.train.compare import (
     variant_config,
     variant_name,
 )
+from posetransfer.experiments.demo import DemoConfig, run_demo
+from posetransfer.models.flops import count_parameters
+from posetransfer.models.generator import PoseTransferGenerator
+from posetransfer.models.pixel_warp import build_refiner
 from posetransfer.train.generator_config import GeneratorStageConfig
 
 KEYS = ("ssim", "psnr", "l1", "mask_ssim", "mask_l1")

@@ -39,8 +39,8 @@ from posetransfer.render.accuracy import fit_accuracy, synthetic_views, textured
 from posetransfer.render.bodies import body_image_vertices
 from posetransfer.render.correspondence import render_pair
 from posetransfer.render.rasterize import rasterize
-from posetransfer.render.synth_flow import SynthFlowConfig, SynthOutput, synthesize_flows
-from posetransfer.render.synth_plan import build_plan
+from posetransfer.synth.flow_pipeline import SynthFlowConfig, SynthOutput, synthesize_flows
+from posetransfer.synth.flow_plan import build_plan
 
 SIZES = ((256, 176), (128, 64))
 DEEPFASHION = {"images": 52_712, "pairs": 110_536}

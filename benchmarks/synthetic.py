@@ -27,10 +27,10 @@ import torch
 
 from common import markdown_table, peak_rss_mb, record, time_it  # type: ignore[import-not-found]
 from posetransfer.body import load_body_model
-from posetransfer.data.synthetic import frame_cameras, render_person, sample_person
-from posetransfer.data.synthetic_writer import SyntheticConfig, make_synthetic, write_person
 from posetransfer.render import rasterize
 from posetransfer.render.bodies import body_image_vertices
+from posetransfer.synth.dataset_writer import SyntheticConfig, make_synthetic, write_person
+from posetransfer.synth.people import frame_cameras, render_person, sample_person
 
 
 def stage_times(cfg: SyntheticConfig, folder: Path, repeat: int) -> list[tuple[str, float]]:

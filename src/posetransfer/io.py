@@ -11,8 +11,19 @@ from pathlib import Path
 from typing import IO
 
 import numpy as np
+import torch
+from PIL import Image
 
-__all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text", "write_npz"]
+__all__ = [
+    "atomic_open",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "check_rgb",
+    "save_png",
+    "tensor_to_uint8",
+    "uint8_to_tensor",
+    "write_npz",
+]
 
 
 @contextlib.contextmanager
@@ -75,3 +86,56 @@ def write_npz(file: IO[bytes], **arrays: np.ndarray) -> None:
             info.compress_type = zipfile.ZIP_DEFLATED
             with archive.open(info, "w") as member:
                 np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+
+
+def check_rgb(image: np.ndarray, name: str) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``image`` is an ``(H, W, 3)`` uint8 array."""
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
+        shape = image.shape if isinstance(image, np.ndarray) else type(image).__name__
+        raise ValueError(f"{name} must be an (H, W, 3) uint8 array, got shape {shape}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"{name} must be uint8, got dtype {image.dtype}")
+
+
+def save_png(path: str | os.PathLike[str], image: np.ndarray) -> None:
+    """Write an ``(H, W, 3)`` uint8 image as PNG, atomically (parent folders are created).
+
+    Args:
+        path: Destination file.
+        image: ``(H, W, 3)`` uint8 RGB array.
+    """
+    check_rgb(image, "image")
+    with atomic_open(path, "wb") as f:
+        Image.fromarray(image).save(f, format="PNG")
+
+
+def tensor_to_uint8(img: torch.Tensor) -> np.ndarray:
+    """Convert a model image to a displayable array: ``round((v + 1) * 127.5)`` clipped to uint8.
+
+    Args:
+        img: ``(3, H, W)`` float tensor in ``[-1, 1]`` (values outside are clipped).
+
+    Returns:
+        ``(H, W, 3)`` uint8 array.
+    """
+    if not isinstance(img, torch.Tensor) or img.ndim != 3 or img.shape[0] != 3:
+        shape = tuple(img.shape) if isinstance(img, torch.Tensor) else type(img).__name__
+        raise ValueError(f"img must be a (3, H, W) tensor, got img.shape={shape}")
+    if not img.is_floating_point():
+        raise ValueError(f"img must be floating point in [-1, 1], got img.dtype={img.dtype}")
+    values = ((img.detach().float() + 1.0) * 127.5).round().clamp(0, 255)
+    return values.to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+def uint8_to_tensor(img: np.ndarray) -> torch.Tensor:
+    """Convert an ``(H, W, 3)`` uint8 image to a model image ``v / 127.5 - 1``.
+
+    Args:
+        img: ``(H, W, 3)`` uint8 array.
+
+    Returns:
+        ``(3, H, W)`` float32 tensor in ``[-1, 1]``; :func:`tensor_to_uint8` inverts it exactly.
+    """
+    check_rgb(img, "img")
+    img = np.require(img, requirements=["C", "W"])  # a read-only array (PIL's) is copied
+    return torch.from_numpy(img).permute(2, 0, 1).float() / 127.5 - 1.0

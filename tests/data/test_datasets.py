@@ -13,7 +13,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from posetransfer.conventions import Keypoint, Visibility
-from posetransfer.data import formats
+from posetransfer.data import flow_files, formats
 from posetransfer.data.datasets import PairBatch, PairDataset, collate_pairs
 from posetransfer.ops.warp import warp
 from posetransfer.pose.keypoints import Pose
@@ -81,8 +81,8 @@ class Toy:
                                         format="PNG")  # fmt: skip
         self.flow_paths = {}
         for (src, tgt), (flow, vis) in self.flows.items():
-            path = flow_dir / formats.flow_filename(src, tgt, fmt)
-            (formats.write_flow if fmt == "npz" else formats.write_corr)(path, flow, vis)
+            path = flow_dir / flow_files.flow_filename(src, tgt, fmt)
+            (flow_files.write_flow if fmt == "npz" else flow_files.write_corr)(path, flow, vis)
             self.flow_paths[(src, tgt)] = path
         self.image_dir = image_dir
 

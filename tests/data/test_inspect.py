@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from posetransfer.cli import main
-from posetransfer.data import formats
+from posetransfer.data import flow_files, formats
 from posetransfer.data.inspect import InspectConfig, format_report, inspect_dataset
 from posetransfer.data.toy import make_toy_dataset
 from posetransfer.pose.keypoints import Pose
@@ -212,7 +212,7 @@ def test_flow_shape_mismatch_and_missing_flows(tmp_path: Path) -> None:
     root = make_toy_dataset(tmp_path / "t", with_flows=True)
     flows = sorted((root / "flows").iterdir())
     flows[0].unlink()
-    formats.write_flow(flows[1], np.zeros((32, 48, 2), np.float32), np.zeros((32, 48), np.uint8))
+    flow_files.write_flow(flows[1], np.zeros((32, 48, 2), np.float32), np.zeros((32, 48), np.uint8))
     report = inspect_dataset(root, config=InspectConfig(flow_samples=100))
     assert [f.kind for f in report.errors] == ["flow_shape_mismatch"]
     assert flows[1].name in report.errors[0].message

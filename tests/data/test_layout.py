@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from posetransfer.data import formats
 from posetransfer.data.formats import (
     FormatError,
     write_annotation_csv,
@@ -164,16 +163,3 @@ def test_load_split_rejects_pairs_without_keypoints(tmp_path: Path) -> None:
     with pytest.raises(FormatError, match=r"1 pair entries.*pair 1: 'zz\.jpg'") as excinfo:
         load_split(files, "train")
     assert excinfo.value.path == files.pairs["train"]
-
-
-def test_layout_api_is_reexported_from_formats() -> None:
-    assert formats.discover_dataset is discover_dataset
-    assert formats.load_split is load_split
-    assert formats.DatasetFiles is DatasetFiles and formats.SplitData is SplitData
-    from posetransfer.data import flow_files
-
-    assert formats.read_corr is flow_files.read_corr
-    for name in formats.__all__:
-        assert callable(getattr(formats, name))
-    with pytest.raises(AttributeError):
-        _ = formats.not_a_name

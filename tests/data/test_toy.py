@@ -11,7 +11,8 @@ import torch
 from PIL import Image
 
 from posetransfer.conventions import Keypoint, Visibility
-from posetransfer.data.formats import discover_dataset, flow_filename, load_split, read_any_flow
+from posetransfer.data.flow_files import flow_filename, read_any_flow
+from posetransfer.data.layout import discover_dataset, load_split
 from posetransfer.data.toy import make_toy_dataset
 from posetransfer.ops.warp import warp_reference
 

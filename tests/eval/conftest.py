@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 from torch import nn
 
+from posetransfer.assets import ENV_WEIGHTS_DIR
 from posetransfer.eval.lpips import AlexNetFeatures
-from posetransfer.eval.weights import ENV_WEIGHTS_DIR
 
 
 @pytest.fixture

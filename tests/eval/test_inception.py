@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
+from posetransfer.assets import ENV_WEIGHTS_DIR, WeightsNotFoundError
 from posetransfer.eval.inception import InceptionFeatures, fid_preprocess, tf_bilinear_resize
-from posetransfer.eval.weights import ENV_WEIGHTS_DIR, WeightsNotFoundError
 
 
 def test_tf_bilinear_samples_at_j_times_scale() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from posetransfer.assets import ENV_WEIGHTS_DIR
 from posetransfer.eval.lpips import (
     ALEX_CHANNELS,
     LPIPS,
@@ -14,7 +15,6 @@ from posetransfer.eval.lpips import (
     lpips_distance,
     torchmetrics_heads_path,
 )
-from posetransfer.eval.weights import ENV_WEIGHTS_DIR
 
 
 @pytest.fixture

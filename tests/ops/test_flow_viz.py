@@ -10,14 +10,12 @@ import torch
 from PIL import Image
 
 from posetransfer.conventions import Visibility
+from posetransfer.io import save_png, tensor_to_uint8, uint8_to_tensor
 from posetransfer.ops.flow_viz import (
     VISIBILITY_COLORS,
     flow_to_color,
     flow_wheel_legend,
     make_panel,
-    save_png,
-    tensor_to_uint8,
-    uint8_to_tensor,
     visibility_to_color,
 )
 

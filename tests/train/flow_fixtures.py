@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from posetransfer.data.synthetic_writer import SyntheticConfig, make_synthetic
+from posetransfer.synth.dataset_writer import SyntheticConfig, make_synthetic
 
 #: 4 people x 3 poses at 64x48: 3 training people (18 pairs), 1 test person (6 pairs).
 SYNTH = SyntheticConfig(num_people=4, poses_per_person=3, size=(64, 48), seed=3, save_bodies=False)

@@ -16,6 +16,7 @@ from posetransfer.cli import main
 from posetransfer.config import ConfigError, from_dict, load_config
 from posetransfer.data.datasets import collate_pairs
 from posetransfer.data.formats import read_pairs_csv
+from posetransfer.data.splits import identity_of
 from posetransfer.models.flow_regressor import FlowRegressorConfig
 from posetransfer.pose.maps import PoseMapConfig
 from posetransfer.train import NonFiniteLossError, StepContext, eval_mode, run_training
@@ -29,7 +30,6 @@ from posetransfer.train.flow_stage import (
     resolve_flows_dir,
     train_flow,
 )
-from posetransfer.train.val_split import identity_of
 
 from .flow_fixtures import TINY, make_dataset, write_config
 

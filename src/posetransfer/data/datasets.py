@@ -23,13 +23,9 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from posetransfer.data.formats import (
-    FormatError,
-    discover_dataset,
-    flow_filename,
-    load_split,
-    read_any_flow,
-)
+from posetransfer.data.flow_files import flow_filename, read_any_flow
+from posetransfer.data.formats import FormatError
+from posetransfer.data.layout import discover_dataset, load_split
 from posetransfer.data.transforms import (
     ImageProtocol,
     PairArrays,
@@ -38,7 +34,7 @@ from posetransfer.data.transforms import (
     plan_transform,
     transform_pair,
 )
-from posetransfer.ops.flow_viz import uint8_to_tensor
+from posetransfer.io import uint8_to_tensor
 from posetransfer.pose.keypoints import stack_poses
 from posetransfer.pose.maps import PoseMapConfig, pose_maps
 
@@ -183,7 +179,7 @@ class PairDataset(Dataset[PairSample]):
         split: Split name (``"train"``, ``"test"``, and for DIAF also e.g. ``"test_small"``).
         protocol: Image protocol (name or object) every pair is brought into.
         pose_map: How keypoints become pose-map channels.
-        flows_dir: Folder with the flow files (``formats.flow_filename``: ``.npz``, or ``.corr``
+        flows_dir: Folder with the flow files (``flow_files.flow_filename``: ``.npz``, or ``.corr``
             in the DIAF layout; the other suffix is used if only it exists). Default: the
             dataset's discovered flows folder.
         require_flow: If True, every pair must have a flow file (checked here). If False, flow is

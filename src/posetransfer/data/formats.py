@@ -31,19 +31,18 @@ DIAF keypoints (``Label/pose_label.pkl``)
 
 Flow files
     The original ``.corr`` and our ``.npz`` store live in :mod:`posetransfer.data.flow_files`;
-    dataset discovery in :mod:`posetransfer.data.layout`. Both are re-exported here.
+    dataset discovery in :mod:`posetransfer.data.layout`.
 """
 
 from __future__ import annotations
 
 import csv
-import importlib
 import json
 import math
 import pickle
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -52,34 +51,13 @@ from posetransfer.data.safe_pickle import ForbiddenGlobalError, safe_load
 from posetransfer.io import atomic_open
 from posetransfer.pose.keypoints import Pose
 
-if TYPE_CHECKING:  # re-exported lazily by __getattr__ below
-    from posetransfer.data.flow_files import (
-        flow_filename,
-        read_any_flow,
-        read_corr,
-        read_flow,
-        write_corr,
-        write_flow,
-    )
-    from posetransfer.data.layout import DatasetFiles, SplitData, discover_dataset, load_split
-
 __all__ = [
-    "DatasetFiles",
     "FormatError",
-    "SplitData",
-    "discover_dataset",
-    "flow_filename",
-    "load_split",
     "read_annotation_csv",
-    "read_any_flow",
-    "read_corr",
-    "read_flow",
     "read_pair_split",
     "read_pairs_csv",
     "read_pose_label",
     "write_annotation_csv",
-    "write_corr",
-    "write_flow",
     "write_pair_split",
     "write_pairs_csv",
     "write_pose_label",
@@ -450,25 +428,3 @@ def write_pose_label(path: PathLike, poses: Mapping[str, Pose]) -> None:
     }
     with atomic_open(path, "wb") as f:
         pickle.dump(data, f, protocol=2)
-
-
-_REEXPORTS = {
-    "DatasetFiles": "layout",
-    "SplitData": "layout",
-    "discover_dataset": "layout",
-    "load_split": "layout",
-    "flow_filename": "flow_files",
-    "read_any_flow": "flow_files",
-    "read_corr": "flow_files",
-    "read_flow": "flow_files",
-    "write_corr": "flow_files",
-    "write_flow": "flow_files",
-}
-
-
-def __getattr__(name: str) -> Any:
-    # Lazy re-exports: flow_files.py and layout.py import FormatError from this module.
-    if name in _REEXPORTS:
-        module = importlib.import_module(f"posetransfer.data.{_REEXPORTS[name]}")
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

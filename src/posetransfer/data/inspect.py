@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from posetransfer.conventions import KEYPOINT_NAMES
-from posetransfer.data import formats
+from posetransfer.data import flow_files, formats, layout
 from posetransfer.pose.keypoints import Pose
 
 __all__ = [
@@ -170,7 +170,7 @@ def inspect_dataset(
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: dataset folder not found")
     try:
-        files = formats.discover_dataset(root)
+        files = layout.discover_dataset(root)
     except formats.FormatError as exc:
         report = InspectReport(str(root), None)
         report.findings.append(Finding("format_error", "error", "all", str(exc), str(exc.path)))
@@ -178,7 +178,7 @@ def inspect_dataset(
     return _Inspector(files, config).run(_select_splits(files, splits))
 
 
-def _select_splits(files: formats.DatasetFiles, splits: Sequence[str] | None) -> list[str]:
+def _select_splits(files: layout.DatasetFiles, splits: Sequence[str] | None) -> list[str]:
     found = list(dict.fromkeys([*files.annotations, *files.pairs]))
     found = [s for s in found if s != "all"]
     if splits is None:
@@ -195,7 +195,7 @@ def _select_splits(files: formats.DatasetFiles, splits: Sequence[str] | None) ->
 class _Inspector:
     """Runs the checks of one dataset; holds caches so each file is read once."""
 
-    def __init__(self, files: formats.DatasetFiles, config: InspectConfig) -> None:
+    def __init__(self, files: layout.DatasetFiles, config: InspectConfig) -> None:
         self.files = files
         self.config = config
         self.report = InspectReport(str(files.root), files.layout)
@@ -422,7 +422,7 @@ class _Inspector:
         found: list[tuple[str, str, Path]] = []
         missing: list[str] = []
         for src, tgt in dict.fromkeys(pairs):
-            names = [formats.flow_filename(src, tgt, fmt) for fmt in ("npz", "corr")]
+            names = [flow_files.flow_filename(src, tgt, fmt) for fmt in ("npz", "corr")]
             present = [n for n in names if n in flow_names]
             if present:
                 found.append((src, tgt, flows_dir / present[0]))
@@ -443,7 +443,7 @@ class _Inspector:
 
     def check_flow_file(self, split: str, src: str, tgt: str, path: Path) -> None:
         try:
-            flow, vis = formats.read_any_flow(path)
+            flow, vis = flow_files.read_any_flow(path)
         except formats.FormatError as exc:
             self.add_format_error(split, exc)
             return

@@ -37,7 +37,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from posetransfer.conventions import Keypoint, Visibility
-from posetransfer.data import formats
+from posetransfer.data import flow_files, formats
 from posetransfer.io import atomic_write_bytes
 from posetransfer.pose.keypoints import Pose
 
@@ -189,10 +189,10 @@ def make_toy_dataset(
     if with_flows:
         fmt: Literal["npz", "corr"] = "npz" if layout == "patn" else "corr"
         flow_dir = root / "flows" if layout == "patn" else root / "3d" / "hmr" / "corr"
-        write = formats.write_flow if fmt == "npz" else formats.write_corr
+        write = flow_files.write_flow if fmt == "npz" else flow_files.write_corr
         for src, tgt in pairs["train"] + pairs["test"]:
             flow, vis = _translation_flow(masks[tgt], shifts[src] - shifts[tgt])
-            write(flow_dir / formats.flow_filename(name(src), name(tgt), fmt), flow, vis)
+            write(flow_dir / flow_files.flow_filename(name(src), name(tgt), fmt), flow, vis)
 
     logger.info(
         "wrote a toy %s dataset to %s: %d images, %d train / %d test pairs%s",

@@ -9,9 +9,9 @@ Modules (imported on demand; this package imports nothing itself):
 - :mod:`~posetransfer.eval.lpips`: LPIPS v0.1 AlexNet in plain torch;
 - :mod:`~posetransfer.eval.fid`, :mod:`~posetransfer.eval.inception`: FID/KID on TF-Inception
   pool3 features;
-- :mod:`~posetransfer.eval.weights`: where weight files are looked for (never downloaded);
+- :mod:`~posetransfer.assets`: where weight files are looked for (never downloaded);
 - :mod:`~posetransfer.eval.protocols`: the named protocols;
 - :mod:`~posetransfer.eval.matching`, :mod:`~posetransfer.eval.evaluate`,
-  :mod:`~posetransfer.eval.report`: the folder-level runner behind ``posetransfer evaluate``
-  (:mod:`~posetransfer.eval.cli_command`).
+  :mod:`~posetransfer.eval.results`: the folder-level runner behind ``posetransfer evaluate``
+  (:mod:`~posetransfer.cli.evaluate`).
 """

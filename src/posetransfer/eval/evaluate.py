@@ -6,7 +6,7 @@ image in batches, the last partial batch included: SSIM variants, PSNR, L1, the 
 from target keypoints when the protocol has them and an annotation file is given, LPIPS when the
 AlexNet backbone is found, FID/KID when the Inception weights are found. Metrics that cannot be
 computed are listed under ``skipped`` with the reason; nothing is downloaded. The report is a
-JSON-ready dict; :mod:`posetransfer.eval.report` renders and saves it.
+JSON-ready dict; :mod:`posetransfer.eval.results` renders and saves it.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from posetransfer.eval.masks import pose_masks
 from posetransfer.eval.matching import MatchedPair, list_images, match_predictions
 from posetransfer.eval.metrics import finite_mean, l1, masked_l1, psnr
 from posetransfer.eval.protocols import EvalProtocol, get_eval_protocol
-from posetransfer.eval.report import json_float
+from posetransfer.eval.results import json_float
 from posetransfer.eval.ssim import masked_ssim, ssim
 from posetransfer.pose.keypoints import Pose
 

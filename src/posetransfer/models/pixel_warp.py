@@ -29,7 +29,7 @@ from torch import nn
 from posetransfer.config import ConfigError
 from posetransfer.conventions import IMAGE_RANGE, NUM_VISIBILITY_CLASSES, Visibility
 from posetransfer.models.blocks import NORM_KINDS, NormKind, conv_unit, init_weights, relu
-from posetransfer.models.generator import GeneratorOutput
+from posetransfer.models.generator import GeneratorOutput, PoseTransferGenerator
 from posetransfer.models.generator_inputs import (
     check_image_input,
     check_state_dict,
@@ -47,6 +47,7 @@ __all__ = [
     "PixelWarpRefiner",
     "build_refiner",
     "pixel_warp_input_channels",
+    "transfer",
     "warp_source_image",
 ]
 
@@ -254,3 +255,32 @@ class PixelWarpRefiner(nn.Module):
 def build_refiner(cfg: PixelWarpConfig) -> PixelWarpRefiner | None:
     """The refiner of ``cfg``, or None when ``cfg.enabled`` is False."""
     return PixelWarpRefiner(cfg) if cfg.enabled else None
+
+
+def transfer(
+    generator: PoseTransferGenerator,
+    refiner: PixelWarpRefiner | None,
+    x_src: torch.Tensor,
+    pose_tgt: torch.Tensor,
+    flow: torch.Tensor | None,
+    vis: torch.Tensor | None,
+) -> GeneratorOutput:
+    """Generator, then the pixel-warp refiner if given.
+
+    Args:
+        generator: The generator.
+        refiner: The refiner, or None for the coarse image.
+        x_src: ``(B, 3, H, W)`` source images in ``[-1, 1]``.
+        pose_tgt: ``(B, C, H, W)`` target pose maps.
+        flow: ``(B, 2, H, W)`` target -> source flow in pixels (None without flow).
+        vis: ``(B, H, W)`` visibility codes (None without flow).
+
+    Returns:
+        The output (``image`` refined when ``refiner`` is given).
+    """
+    out = generator(x_src, pose_tgt, flow, vis)
+    if refiner is not None:
+        if flow is None or vis is None:
+            raise ValueError("the pixel-warp refiner needs flow and visibility")
+        out = refiner(x_src, out, flow, vis)
+    return out

@@ -11,7 +11,7 @@ outputs named ``relu<block>_<conv>``; the perceptual loss uses ``relu1_1 .. relu
 (indices 1, 6, 11, 20, 29). The forward stops at the deepest requested tap.
 
 Weights are never downloaded: :func:`load_vgg19` finds the file with
-:func:`posetransfer.eval.weights.resolve_weights` (explicit path, ``$POSETRANSFER_WEIGHTS_DIR``,
+:func:`posetransfer.assets.resolve_weights` (explicit path, ``$POSETRANSFER_WEIGHTS_DIR``,
 then torch's cache folder) and raises a ``FileNotFoundError`` naming the file and where to put it.
 """
 
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from posetransfer.eval.weights import resolve_weights
+from posetransfer.assets import resolve_weights
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -141,7 +141,7 @@ def load_vgg19(
     Args:
         weights_path: torchvision-format ``vgg19-dcbb9e9d.pth``; None searches
             ``$POSETRANSFER_WEIGHTS_DIR`` and torch's cache folder
-            (:func:`~posetransfer.eval.weights.resolve_weights`).
+            (:func:`~posetransfer.assets.resolve_weights`).
         random_weights: Skip loading and keep random weights (tests only: the perceptual loss
             is then meaningless).
 

@@ -1,17 +1,16 @@
-"""Images for humans: flow colour coding, visibility palette, labelled panels, PNG writing.
+"""Images for humans: flow colour coding, visibility palette, labelled panels.
 
 Flow uses the Middlebury colour wheel of Baker et al., "A Database and Evaluation Methodology for
 Optical Flow" (IJCV 2011): hue encodes direction (``+x`` red, ``-x`` cyan-blue, image ``y``
 pointing down) and saturation the magnitude relative to a maximum, so zero flow is white.
 
 Image values follow ``posetransfer.conventions``: float ``[-1, 1]`` in tensors, ``uint8`` on disk,
-with ``v_float = v_uint8 / 127.5 - 1``; :func:`tensor_to_uint8` and :func:`uint8_to_tensor` are the
-only conversions and round-trip every ``uint8`` value exactly.
+with ``v_float = v_uint8 / 127.5 - 1``; :func:`posetransfer.io.tensor_to_uint8` and
+:func:`posetransfer.io.uint8_to_tensor` are the only conversions (exact round trip).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Final
@@ -21,16 +20,13 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from posetransfer.conventions import Visibility
-from posetransfer.io import atomic_open
+from posetransfer.io import check_rgb
 
 __all__ = [
     "VISIBILITY_COLORS",
     "flow_to_color",
     "flow_wheel_legend",
     "make_panel",
-    "save_png",
-    "tensor_to_uint8",
-    "uint8_to_tensor",
     "visibility_to_color",
 ]
 
@@ -170,15 +166,6 @@ def visibility_to_color(vis: torch.Tensor | np.ndarray) -> np.ndarray:
     return palette[arr]
 
 
-def _check_rgb(image: np.ndarray, name: str) -> None:
-    """Raise ``ValueError`` unless ``image`` is an ``(H, W, 3)`` uint8 array."""
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
-        shape = image.shape if isinstance(image, np.ndarray) else type(image).__name__
-        raise ValueError(f"{name} must be an (H, W, 3) uint8 array, got shape {shape}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"{name} must be uint8, got dtype {image.dtype}")
-
-
 def _label_band(text: str, width: int, height: int) -> np.ndarray:
     """Render ``text`` in black on a white ``(height, width, 3)`` band, clipped to the band."""
     band = Image.new("RGB", (width, height), (_PANEL_BACKGROUND,) * 3)
@@ -203,7 +190,7 @@ def make_panel(
     if len(images) == 0:
         raise ValueError("images must hold at least one image")
     for k, image in enumerate(images):
-        _check_rgb(image, f"images[{k}]")
+        check_rgb(image, f"images[{k}]")
     if labels is not None and len(labels) != len(images):
         raise ValueError(f"got {len(labels)} labels for {len(images)} images")
     if not isinstance(pad, int) or pad < 0:
@@ -224,47 +211,3 @@ def make_panel(
         panel[top : top + h, left : left + w] = image
         left += w + pad
     return panel
-
-
-def save_png(path: str | os.PathLike[str], image: np.ndarray) -> None:
-    """Write an ``(H, W, 3)`` uint8 image as PNG, atomically (parent folders are created).
-
-    Args:
-        path: Destination file.
-        image: ``(H, W, 3)`` uint8 RGB array.
-    """
-    _check_rgb(image, "image")
-    with atomic_open(path, "wb") as f:
-        Image.fromarray(image).save(f, format="PNG")
-
-
-def tensor_to_uint8(img: torch.Tensor) -> np.ndarray:
-    """Convert a model image to a displayable array: ``round((v + 1) * 127.5)`` clipped to uint8.
-
-    Args:
-        img: ``(3, H, W)`` float tensor in ``[-1, 1]`` (values outside are clipped).
-
-    Returns:
-        ``(H, W, 3)`` uint8 array.
-    """
-    if not isinstance(img, torch.Tensor) or img.ndim != 3 or img.shape[0] != 3:
-        shape = tuple(img.shape) if isinstance(img, torch.Tensor) else type(img).__name__
-        raise ValueError(f"img must be a (3, H, W) tensor, got img.shape={shape}")
-    if not img.is_floating_point():
-        raise ValueError(f"img must be floating point in [-1, 1], got img.dtype={img.dtype}")
-    values = ((img.detach().float() + 1.0) * 127.5).round().clamp(0, 255)
-    return values.to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-
-
-def uint8_to_tensor(img: np.ndarray) -> torch.Tensor:
-    """Convert an ``(H, W, 3)`` uint8 image to a model image ``v / 127.5 - 1``.
-
-    Args:
-        img: ``(H, W, 3)`` uint8 array.
-
-    Returns:
-        ``(3, H, W)`` float32 tensor in ``[-1, 1]``; :func:`tensor_to_uint8` inverts it exactly.
-    """
-    _check_rgb(img, "img")
-    img = np.require(img, requirements=["C", "W"])  # a read-only array (PIL's) is copied
-    return torch.from_numpy(img).permute(2, 0, 1).float() / 127.5 - 1.0

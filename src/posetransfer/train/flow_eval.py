@@ -39,11 +39,11 @@ from tqdm import tqdm
 
 from posetransfer.conventions import NUM_VISIBILITY_CLASSES, Visibility
 from posetransfer.data.datasets import PairBatch, PairDataset, collate_pairs
+from posetransfer.data.splits import PairSubset
 from posetransfer.losses.flow import flow_metrics, per_sample_epe
 from posetransfer.models.flow_regressor import FlowRegressor
 from posetransfer.train.checkpoint import find_checkpoint
 from posetransfer.train.flow_stage import load_flow_regressor, resolve_flows_dir
-from posetransfer.train.val_split import PairSubset
 
 __all__ = ["evaluate_flow", "evaluate_flow_run", "format_flow_table"]
 

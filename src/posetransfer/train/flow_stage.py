@@ -3,7 +3,7 @@
 ``posetransfer train-flow`` runs :func:`train_flow`: pairs of the training split with their flow
 files (:class:`~posetransfer.data.datasets.PairDataset` with ``require_flow=True``: a missing flow
 file is a ``FileNotFoundError`` naming it, never a zero flow), a validation subset carved from the
-training split by identity (:mod:`posetransfer.train.val_split`; the original selected on the test
+training split by identity (:mod:`posetransfer.data.splits`; the original selected on the test
 split), the shared loop (:func:`~posetransfer.train.run_training`) with :class:`FlowStage`, and
 the best checkpoint by validation ``epe_fg``. A non-finite loss (NaN in a flow, a pose map or the
 prediction) raises an error naming the step and batch fields, or with
@@ -31,7 +31,8 @@ import torch
 from posetransfer.config import ConfigError, load_config
 from posetransfer.conventions import Visibility
 from posetransfer.data.datasets import PairBatch, PairDataset, collate_pairs
-from posetransfer.io import atomic_write_text
+from posetransfer.data.splits import PairSubset, carve_validation
+from posetransfer.io import atomic_write_text, uint8_to_tensor
 from posetransfer.losses.flow import (
     FlowLossConfig,
     NonFiniteError,
@@ -45,14 +46,13 @@ from posetransfer.models.flow_regressor import (
     FlowRegressorConfig,
     flow_input_channels,
 )
-from posetransfer.ops.flow_viz import flow_to_color, uint8_to_tensor, visibility_to_color
+from posetransfer.ops.flow_viz import flow_to_color, visibility_to_color
 from posetransfer.ops.warp import warp
 from posetransfer.pose.maps import PoseMapConfig
 from posetransfer.train.checkpoint import load_weights
 from posetransfer.train.loop import CONFIG_FILE, TrainResult, run_training
 from posetransfer.train.settings import TrainConfig, make_adam
 from posetransfer.train.stage import NonFiniteLossError, Stage, StepContext
-from posetransfer.train.val_split import PairSubset, carve_validation
 
 __all__ = [
     "MODULE_NAME",

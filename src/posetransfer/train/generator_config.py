@@ -4,7 +4,7 @@ Sections: ``data``, ``generator``, ``pixel_warp``, ``discriminator``, ``loss`` (
 configs of :mod:`posetransfer.models` and :mod:`posetransfer.losses.generator`), ``flow`` (the
 flow regressor's run), ``schedule`` (the two-stage split), ``discriminator_optim``, ``vgg`` and
 ``train`` (the shared loop). The ablations are overrides of the same file
-(:data:`posetransfer.train.compare.VARIANTS`): ``pixel_warp.enabled=false``,
+(:data:`posetransfer.experiments.compare.VARIANTS`): ``pixel_warp.enabled=false``,
 ``generator.visibility=none``, ``generator.use_flow=false generator.visibility=none`` and
 ``generator.dual_encoder=false generator.use_flow=false generator.visibility=none`` (the last two
 without pixel warping, which warps by the flow).
@@ -50,7 +50,7 @@ class GeneratorDataConfig:
     """Which pairs train and validate the generator, and how poses become maps.
 
     Validation pairs are held out of ``train_split`` by person
-    (:func:`posetransfer.train.val_split.carve_validation`), never taken from the test split;
+    (:func:`posetransfer.data.splits.carve_validation`), never taken from the test split;
     with the same ``val_*`` values as the flow run, both stages hold out the same people.
 
     Attributes:

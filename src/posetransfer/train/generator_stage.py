@@ -35,6 +35,7 @@ from torch import nn
 
 from posetransfer.config import ConfigError, save_config
 from posetransfer.data.datasets import PairBatch, PairDataset, collate_pairs
+from posetransfer.data.splits import PairSubset, carve_validation
 from posetransfer.eval.metrics import l1
 from posetransfer.eval.ssim import UNIFORM_7, ssim
 from posetransfer.losses.generator import (
@@ -47,7 +48,7 @@ from posetransfer.models.discriminator import PatchDiscriminator
 from posetransfer.models.flow_regressor import FlowRegressor
 from posetransfer.models.generator import GeneratorOutput, PoseTransferGenerator
 from posetransfer.models.generator_inputs import condition_from_prediction
-from posetransfer.models.pixel_warp import build_refiner, warp_source_image
+from posetransfer.models.pixel_warp import build_refiner, transfer, warp_source_image
 from posetransfer.models.vgg import VGG19Features, load_vgg19
 from posetransfer.pose.maps import PoseMapConfig, pose_maps
 from posetransfer.train.checkpoint import load_weights
@@ -56,12 +57,10 @@ from posetransfer.train.generator_config import (
     FlowModelRecord,
     GeneratorStageConfig,
 )
-from posetransfer.train.inference import transfer
 from posetransfer.train.loop import TrainResult, run_training
 from posetransfer.train.settings import make_adam
 from posetransfer.train.stage import Stage, StepContext, requires_grad
 from posetransfer.train.stats import make_grid
-from posetransfer.train.val_split import PairSubset, carve_validation
 
 __all__ = ["GeneratorStage", "load_flow_run", "train_generator"]
 

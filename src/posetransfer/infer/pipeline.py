@@ -1,0 +1,313 @@
+"""Pose transfer with a trained run: :class:`PoseTransferPipeline` and the ``3d`` flow.
+
+``PoseTransferPipeline.from_run(RUN)`` rebuilds the networks of a ``posetransfer train`` run from
+``RUN/config.yaml`` and ``RUN/flow_model.yaml`` and loads their weights from a checkpoint (the
+safetensors files; nothing pickled is executed). Calling it renders the source person in the
+target pose, with the flow from the run's regressor or, for ``--flow 3d``, from the synthesis
+stage (:func:`body_flow`: fit the body model to both poses, render the pair). The refiner is
+applied once it has trained (``GeneratorStageConfig.refiner_trained_after``), so a checkpoint of
+the coarse stage gives the generator's image.
+
+Pose files, pair lists and output files are in :mod:`posetransfer.infer.inputs`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import torch
+
+from posetransfer.config import load_config
+from posetransfer.models.flow_regressor import FlowRegressor
+from posetransfer.models.generator import GeneratorOutput, PoseTransferGenerator
+from posetransfer.models.generator_inputs import condition_from_prediction
+from posetransfer.models.pixel_warp import PixelWarpRefiner, build_refiner, transfer
+from posetransfer.pose.keypoints import Pose, stack_poses
+from posetransfer.pose.maps import PoseMapConfig, pose_maps
+from posetransfer.train.checkpoint import CheckpointError, find_checkpoint, load_weights
+from posetransfer.train.generator_config import (
+    FLOW_MODEL_FILE,
+    FlowModelRecord,
+    GeneratorStageConfig,
+)
+
+if TYPE_CHECKING:
+    from posetransfer.body.anny_model import BodyModel
+    from posetransfer.body.fitting import FitConfig
+
+__all__ = [
+    "MIN_VALID_KEYPOINTS",
+    "PoseInputError",
+    "PoseTransferPipeline",
+    "body_flow",
+    "check_pose",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Fewest valid keypoints a pose needs (the body fit's minimum; fewer cannot place a person).
+MIN_VALID_KEYPOINTS = 4
+
+
+class PoseInputError(ValueError):
+    """A pose given for inference is unusable (too few keypoints, wrong shape)."""
+
+
+def check_pose(pose: Pose, what: str, min_valid: int = MIN_VALID_KEYPOINTS) -> Pose:
+    """Return ``pose`` if it has at least ``min_valid`` valid keypoints.
+
+    Raises:
+        PoseInputError: Naming ``what`` (e.g. the pose file) and the count.
+    """
+    if not isinstance(pose, Pose):
+        raise PoseInputError(f"{what}: expected a Pose, got {type(pose).__name__}")
+    if pose.num_valid < min_valid:
+        raise PoseInputError(
+            f"{what}: has {pose.num_valid} valid keypoints, at least {min_valid} are needed"
+        )
+    return pose
+
+
+def _resolve_run(path: str | os.PathLike[str], which: str) -> tuple[Path, Path]:
+    """``(run folder, checkpoint folder)`` for a run folder or one of its checkpoint folders."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: run folder not found")
+    if (path / "meta.json").is_file() and path.parent.name == "checkpoints":
+        return path.parent.parent, path
+    if path.name == "checkpoints":
+        path = path.parent
+    try:
+        return path, find_checkpoint(path, which)  # type: ignore[arg-type]
+    except CheckpointError:
+        if which != "best":
+            raise
+        logger.warning("%s: no best checkpoint (no validation?); using the latest", path)
+        return path, find_checkpoint(path, "latest")
+
+
+@dataclass(frozen=True)
+class _Networks:
+    generator: PoseTransferGenerator
+    refiner: PixelWarpRefiner | None
+    flow_net: FlowRegressor | None
+    flow_pose_map: PoseMapConfig | None
+
+
+class PoseTransferPipeline:
+    """The trained networks of a run, in eval mode, with their input conventions.
+
+    Args:
+        cfg: The run's config.
+        generator: The generator.
+        refiner: The pixel-warp refiner, or None to output the coarse image.
+        flow_net: The flow regressor (None when the model uses no flow).
+        flow_pose_map: Pose maps the flow regressor expects.
+        device: Where the networks live.
+        channels_last: Run the networks and their inputs in the ``channels_last`` memory format
+            (the same results; whole inference measured 13% faster on one CPU thread at 256x256,
+            ``BENCHMARKS.md``).
+    """
+
+    def __init__(
+        self,
+        cfg: GeneratorStageConfig,
+        generator: PoseTransferGenerator,
+        refiner: PixelWarpRefiner | None,
+        flow_net: FlowRegressor | None,
+        flow_pose_map: PoseMapConfig | None,
+        device: torch.device | str = "cpu",
+        channels_last: bool = True,
+    ) -> None:
+        self.cfg, self.device = cfg, torch.device(device)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.nets = _Networks(generator, refiner, flow_net, flow_pose_map)
+        for net in (generator, refiner, flow_net):
+            if net is not None:
+                net.to(self.device, memory_format=self.memory_format).eval()
+                net.requires_grad_(False)
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """``(H, W)`` the networks take."""
+        return tuple(self.cfg.generator.image_size)  # type: ignore[return-value]
+
+    @classmethod
+    def from_run(
+        cls,
+        run_dir: str | os.PathLike[str],
+        which: Literal["best", "latest"] = "best",
+        device: torch.device | str = "cpu",
+        channels_last: bool = True,
+    ) -> PoseTransferPipeline:
+        """Load a ``posetransfer train`` run.
+
+        Args:
+            run_dir: The run folder, or one of its ``checkpoints/*`` folders.
+            which: ``"best"`` (falls back to ``"latest"`` when the run has no best) or
+                ``"latest"``; ignored for a checkpoint folder.
+            device: Device of the networks.
+            channels_last: Memory format of the networks (see the class).
+
+        Raises:
+            FileNotFoundError: The folder or its ``config.yaml`` is missing.
+            ConfigError: ``config.yaml`` is not a generator run's config.
+            CheckpointError: No checkpoint, or weights of another model config (names the
+                module and the mismatched keys).
+        """
+        run, ckpt = _resolve_run(run_dir, which)
+        config_path = run / "config.yaml"
+        if not config_path.is_file():
+            raise FileNotFoundError(f"{config_path}: missing (not a `posetransfer train` run?)")
+        cfg = load_config(GeneratorStageConfig, config_path)
+        generator = PoseTransferGenerator(cfg.generator)
+        modules: dict[str, torch.nn.Module] = {"generator": generator}
+        flow_net, flow_pose_map = None, None
+        if cfg.needs_flow:
+            record = load_config(FlowModelRecord, run / FLOW_MODEL_FILE)
+            flow_net, flow_pose_map = FlowRegressor(record.model), record.pose_map
+            modules["flow_regressor"] = flow_net
+        steps = int(json.loads((ckpt / "meta.json").read_text(encoding="utf-8"))["step"])
+        refiner = build_refiner(cfg.pixel_warp) if cfg.refiner_trained_after(steps) else None
+        if refiner is not None:
+            modules["pixel_warp"] = refiner
+        elif cfg.pixel_warp.enabled:
+            logger.info("%s: step %d is in the coarse stage; no pixel warping", ckpt, steps)
+        load_weights(ckpt, modules)
+        logger.info("loaded %s (%s)", ckpt, ", ".join(modules))
+        return cls(cfg, generator, refiner, flow_net, flow_pose_map, device, channels_last)
+
+    @torch.no_grad()
+    def run(
+        self,
+        x_src: torch.Tensor,
+        src_xy: torch.Tensor,
+        src_valid: torch.Tensor,
+        tgt_xy: torch.Tensor,
+        tgt_valid: torch.Tensor,
+        flow: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> GeneratorOutput:
+        """Render a batch.
+
+        Args:
+            x_src: ``(B, 3, H, W)`` source images in ``[-1, 1]``, ``(H, W) == image_size``.
+            src_xy: ``(B, 18, 2)`` source keypoints ``(x, y)`` in pixels; ``src_valid`` ``(B, 18)``.
+            tgt_xy: ``(B, 18, 2)`` target keypoints; ``tgt_valid`` ``(B, 18)``.
+            flow: ``(flow (B, 2, H, W), visibility codes (B, H, W))`` to use instead of the
+                regressor's (e.g. :func:`body_flow`).
+
+        Returns:
+            The output on ``self.device``.
+
+        Raises:
+            ValueError: On an image of another size (naming the expected one).
+        """
+        size = self.image_size
+        if x_src.ndim != 4 or tuple(x_src.shape[-2:]) != size:
+            raise ValueError(
+                f"source images have shape {tuple(x_src.shape)}, but the model takes (B, 3, "
+                f"{size[0]}, {size[1]}) (generator.image_size of the run's config)"
+            )
+        dev, fmt = self.device, self.memory_format
+        x_src = x_src.to(dev, memory_format=fmt)
+        src_xy, src_valid = src_xy.to(dev), src_valid.to(dev)
+        tgt_xy, tgt_valid = tgt_xy.to(dev), tgt_valid.to(dev)
+        nets = self.nets
+        maps_tgt = pose_maps(tgt_xy, tgt_valid, size, self.cfg.data.pose_map)
+        maps_tgt = maps_tgt.contiguous(memory_format=fmt)
+        vis = None
+        if flow is not None:
+            flow, vis = flow[0].to(dev).float(), flow[1].to(dev).long()
+        elif nets.flow_net is not None:
+            assert nets.flow_pose_map is not None
+            src, tgt = (
+                pose_maps(xy, valid, size, nets.flow_pose_map).contiguous(memory_format=fmt)
+                for xy, valid in ((src_xy, src_valid), (tgt_xy, tgt_valid))
+            )
+            flow, vis = condition_from_prediction(nets.flow_net(src, tgt))
+        return transfer(nets.generator, nets.refiner, x_src, maps_tgt, flow, vis)  # type: ignore[arg-type]
+
+    def __call__(
+        self,
+        x_src: torch.Tensor,
+        pose_src: Pose | Sequence[Pose],
+        pose_tgt: Pose | Sequence[Pose],
+        flow: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> GeneratorOutput:
+        """Render ``B`` source images in target poses (see :meth:`run`).
+
+        Args:
+            x_src: ``(B, 3, H, W)`` or ``(3, H, W)`` source images in ``[-1, 1]``.
+            pose_src: ``B`` source poses (or one).
+            pose_tgt: ``B`` target poses (or one).
+            flow: Optional ``(flow, visibility)`` replacing the regressor's.
+
+        Raises:
+            PoseInputError: A pose with fewer than :data:`MIN_VALID_KEYPOINTS` valid points.
+        """
+        x_src = x_src[None] if x_src.ndim == 3 else x_src
+        lists = [[p] if isinstance(p, Pose) else list(p) for p in (pose_src, pose_tgt)]
+        for role, poses in zip(("source", "target"), lists, strict=True):
+            if len(poses) != x_src.shape[0]:
+                raise PoseInputError(f"got {len(poses)} {role} poses for {x_src.shape[0]} images")
+            for i, pose in enumerate(poses):
+                check_pose(pose, f"{role} pose {i}")
+        (src_xy, src_valid), (tgt_xy, tgt_valid) = (stack_poses(p) for p in lists)
+        return self.run(x_src, src_xy, src_valid, tgt_xy, tgt_valid, flow)
+
+
+def body_flow(
+    model: BodyModel,
+    poses_src: Sequence[Pose],
+    poses_tgt: Sequence[Pose],
+    size: tuple[int, int],
+    fit: FitConfig | None = None,
+    depth_tolerance_m: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flow and visibility from the synthesis stage: fit the body to each pose, render pairs.
+
+    Both poses of a pair are fitted with the same default body shape; the target body's pixels
+    are matched to the source body's (:func:`posetransfer.render.bodies.render_body_flow`).
+
+    Args:
+        model: The body model (:func:`posetransfer.body.load_body_model`).
+        poses_src: ``B`` source poses in the images' pixel frame.
+        poses_tgt: ``B`` target poses.
+        size: ``(H, W)`` of the images.
+        fit: Keypoint-fit settings (default ``FitConfig()``).
+        depth_tolerance_m: Occlusion tolerance in metres (default: the renderer's).
+
+    Returns:
+        ``(flow (B, 2, H, W), visibility (B, H, W))`` on the CPU.
+
+    Raises:
+        PoseInputError: A pose that could not be fitted (too few keypoints, NaN).
+    """
+    from posetransfer.body.fitting import fit_keypoints
+    from posetransfer.render.bodies import render_body_flow
+    from posetransfer.render.correspondence import DEFAULT_DEPTH_TOLERANCE_M
+
+    poses = [*poses_src, *poses_tgt]
+    count = len(poses_src)
+    if len(poses_tgt) != count or count == 0:
+        raise PoseInputError(f"need as many source as target poses, got {count}, {len(poses_tgt)}")
+    xy, valid = stack_poses(poses)
+    result = fit_keypoints(model, xy, valid, size, fit)
+    for i, reason in enumerate(result.reason):
+        role = "source" if i < count else "target"
+        if result.camera[i].isnan().any():
+            raise PoseInputError(f"{role} pose {i % count}: the body fit failed: {reason}")
+        if reason is not None:
+            logger.warning("%s pose %d: %s; using the fit anyway", role, i % count, reason)
+    src, tgt = result.select(list(range(count))), result.select(list(range(count, 2 * count)))
+    tolerance = DEFAULT_DEPTH_TOLERANCE_M if depth_tolerance_m is None else depth_tolerance_m
+    field = render_body_flow(
+        model, src.params, src.camera, tgt.params, tgt.camera, size, depth_tolerance_m=tolerance
+    )
+    return field.flow, field.visibility

@@ -1,0 +1,407 @@
+"""Flow synthesis for a dataset: fit every image's keypoints once, render every pair's flow.
+
+The output folders and files are described in :mod:`posetransfer.synth.flow_output`.
+
+Stages (:func:`synthesize_flows`, plan from :func:`~posetransfer.synth.flow_plan.build_plan`):
+
+1. *Fit*: each chunk of the shard is fitted in one batch (images grouped by size). Before that,
+   every image is checked: its file must exist and all its valid keypoints must lie inside it
+   (the size comes from the image header; pixels are never decoded).
+2. *Render*: for each block of the shard, the converged bodies of all the block's images are
+   posed in fixed batches, then each pair is rendered (:func:`~posetransfer.render.render_pair`)
+   and written; one writer thread compresses and writes (with fsync) the previous few flow files
+   while the next pairs render. A pair whose source or target image belongs to another shard's
+   chunk that is not fitted yet fits that whole chunk on the fly (atomic writes make duplicate
+   work harmless).
+
+Resuming: every file is written atomically, so an existing file is complete; a rerun skips
+existing fits and flows and reports the failures again. A killed run may leave ``.<name>.*.tmp``
+files, which are never read (delete them when no run is active). Delete ``fits/`` when the
+keypoints change, and use a new flows folder for another ``size``.
+
+Resolution: fits keep the image size they were fitted at. With ``size = (H, W)`` every image's
+projected vertices are scaled by ``(W / w, H / h)`` before rasterizing. Resizing a photo is that
+same affine map of image points, and rasterization commutes with affine maps of the vertices
+(barycentrics and depths are unchanged), so the flow is exactly the one of the resized images,
+also for a non-uniform resize (the body is then stretched as in the resized photo). For a
+uniform factor this equals rendering with ``FitResult.rescaled``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter, OrderedDict, deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from posetransfer.body.anny_model import BodyModel
+from posetransfer.body.fit_result import FitResult
+from posetransfer.body.fitting import fit_keypoints
+from posetransfer.body.params import BodyParams
+from posetransfer.data.flow_files import write_corr, write_flow
+from posetransfer.io import atomic_write_text
+from posetransfer.render.bodies import body_image_vertices
+from posetransfer.render.correspondence import render_pair
+from posetransfer.synth.flow_inputs import check_image
+from posetransfer.synth.flow_output import (
+    ManifestEntry,
+    SynthFlowConfig,
+    SynthOutput,
+    SynthSummary,
+    format_summary,
+    percentiles,
+    read_manifest,
+    resolve_shard,
+)
+from posetransfer.synth.flow_plan import ImageItem, PairItem, SynthPlan
+
+__all__ = [
+    "ManifestEntry",
+    "SynthFlowConfig",
+    "SynthOutput",
+    "SynthSummary",
+    "format_summary",
+    "read_manifest",
+    "resolve_shard",
+    "synthesize_flows",
+]
+
+logger = logging.getLogger(__name__)
+
+_FIT_CACHE_SIZE = 4096
+#: Flow files being compressed and written by the writer thread while the next pairs render.
+_MAX_PENDING_WRITES = 4
+
+
+def _scale_xy(verts: Tensor, fitted: tuple[int, int], size: tuple[int, int]) -> Tensor:
+    """Image-space vertices of an image of size ``fitted`` mapped to one of size ``size``."""
+    if fitted == size:
+        return verts
+    scale = verts.new_tensor([size[1] / fitted[1], size[0] / fitted[0], 1.0])
+    return verts * scale
+
+
+class _Run:
+    """The state of one shard's run: fit cache, counters and manifest."""
+
+    def __init__(
+        self,
+        model: BodyModel,
+        plan: SynthPlan,
+        out: SynthOutput,
+        cfg: SynthFlowConfig,
+        size: tuple[int, int] | None,
+        refit: bool,
+    ) -> None:
+        self.model, self.plan, self.out, self.cfg = model, plan, out, cfg
+        self.size, self.refit = size, refit
+        self.manifest: list[ManifestEntry] = []
+        self.images = Counter(total=0, fitted=0, skipped=0, failed=0)
+        self.pairs = Counter(total=0, rendered=0, skipped=0, failed=0)
+        self.errors: list[float] = []
+        self._fits: OrderedDict[str, FitResult | str] = OrderedDict()
+        self._checks: dict[str, tuple[tuple[int, int] | None, str | None]] = {}
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="synth-flow-write")
+        self._pending: deque[tuple[PairItem, Future[None]]] = deque()
+
+    # ----------------------------------------------------------------------------- images
+    def check_image(self, item: ImageItem) -> tuple[tuple[int, int] | None, str | None]:
+        """:func:`~posetransfer.synth.flow_inputs.check_image`, once per image."""
+        if item.key not in self._checks:
+            self._checks[item.key] = check_image(item)
+        return self._checks[item.key]
+
+    def _load_fit(self, item: ImageItem) -> FitResult | None:
+        path = self.out.fit_path(item)
+        if not path.is_file():
+            return None
+        try:
+            fit = FitResult.load(path)
+        except ValueError as exc:
+            logger.warning("ignoring an unreadable fit file: %s", exc)
+            return None
+        if len(fit) != 1:
+            logger.warning("ignoring %s: it holds %d fits, not 1", path, len(fit))
+            return None
+        return fit
+
+    def fit_chunk(self, index: int) -> tuple[dict[str, FitResult | str], set[str]]:
+        """Fit (or load) the images of chunk ``index``.
+
+        Missing fit files are written. Whenever one is missing, the whole chunk is fitted, so an
+        image's batch never depends on what was already on disk. Without ``refit`` only stored
+        fits are loaded and no image is read.
+
+        Returns:
+            Key -> fit or failure reason, and the keys fitted now.
+        """
+        items = self.plan.chunk(index)
+        results: dict[str, FitResult | str] = {}
+        groups: dict[tuple[int, int], list[ImageItem]] = {}
+        for item in items:
+            if not self.refit:
+                stored = self._load_fit(item) if item.problem is None else None
+                if stored is not None:
+                    results[item.key] = stored
+                else:
+                    results[item.key] = (
+                        item.problem or f"no stored fit: {self.out.fit_path(item)} does not exist"
+                    )
+                continue
+            size, problem = self.check_image(item)
+            if problem is not None or size is None:
+                results[item.key] = problem or "unreadable image"
+            else:
+                groups.setdefault(size, []).append(item)
+        loaded = {g.key: self._load_fit(g) for group in groups.values() for g in group}
+        fitted: set[str] = set()
+        if any(fit is None for fit in loaded.values()):
+            for size in sorted(groups):
+                group = groups[size]
+                poses = [g.pose for g in group if g.pose is not None]
+                xy = torch.from_numpy(np.stack([p.xy for p in poses]))
+                valid = torch.from_numpy(np.stack([p.valid for p in poses])).float()
+                fits = fit_keypoints(self.model, xy, valid, size, self.cfg.fit)
+                for k, item in enumerate(group):
+                    if loaded[item.key] is None:
+                        loaded[item.key] = fits.select([k])
+                        loaded[item.key].save(self.out.fit_path(item))  # type: ignore[union-attr]
+                        fitted.add(item.key)
+        results.update({key: fit for key, fit in loaded.items() if fit is not None})
+        return results, fitted
+
+    def fit_of(self, item: ImageItem) -> FitResult | str:
+        """The fit of an image (loaded, or fitted with its chunk), or why there is none."""
+        cached = self._fits.get(item.key)
+        if cached is not None:
+            self._fits.move_to_end(item.key)
+            return cached
+        fit: FitResult | str | None = self._load_fit(item)
+        if fit is None:
+            results, _ = self.fit_chunk(self.plan.chunk_of(item.name))
+            fit = results[item.key]
+        if isinstance(fit, FitResult) and not bool(fit.converged[0]):
+            fit = fit.reason[0] or "did not converge"
+        self._fits[item.key] = fit
+        if len(self._fits) > _FIT_CACHE_SIZE:
+            self._fits.popitem(last=False)
+        return fit
+
+    def fit_stage(self, chunks: Iterable[int]) -> Iterator[int]:
+        """Fit this shard's chunks and record their images' outcomes; yields chunk sizes."""
+        for index in chunks:
+            results, fitted = self.fit_chunk(index)
+            for item in self.plan.chunk(index):
+                value = results[item.key]
+                self.images["total"] += 1
+                if isinstance(value, FitResult):
+                    if bool(value.attempted[0]):
+                        self.errors.append(float(value.reprojection_error[0]))
+                    if bool(value.converged[0]):
+                        self.images["fitted" if item.key in fitted else "skipped"] += 1
+                    else:
+                        self._fail_image(item, value.reason[0] or "did not converge", "fit")
+                else:
+                    self._fail_image(item, value, "plan" if item.problem else "fit")
+            yield len(self.plan.chunk(index))
+
+    def _fail_image(self, item: ImageItem, reason: str, stage: str) -> None:
+        logger.debug("image %s failed (%s): %s", item.name, stage, reason)
+        self.images["failed"] += 1
+        self.manifest.append(ManifestEntry("image", item.name, stage, reason))
+
+    # ----------------------------------------------------------------------------- pairs
+    def _block_vertices(self, keys: list[str], fits: dict[str, FitResult]) -> dict[str, Tensor]:
+        """Image-space vertices ``(V, 3)`` (fit size) of each key, posed in fixed batches."""
+        out: dict[str, Tensor] = {}
+        step = self.cfg.vertex_batch
+        for start in range(0, len(keys), step):
+            sub = keys[start : start + step]
+            params = BodyParams.cat([fits[k].params for k in sub])
+            camera = torch.cat([fits[k].camera for k in sub])
+            out.update(zip(sub, body_image_vertices(self.model, params, camera), strict=True))
+        return out
+
+    def render_block(self, index: int) -> Iterator[int]:
+        """Render the pending pairs of block ``index``; yields 1 per pair handled."""
+        pairs = self.plan.block(index)
+        pending = []
+        for pair in pairs:
+            self.pairs["total"] += 1
+            if pair.problem is not None:
+                self._fail_pair(pair, pair.problem, "plan")
+            elif self.out.flow_path(pair).exists():
+                self.pairs["skipped"] += 1
+            else:
+                pending.append(pair)
+                continue
+            yield 1
+        if not pending:
+            return
+        # every image of the block, done or not, so the posing batches never change
+        names = sorted({n for p in pairs if p.problem is None for n in (p.source, p.target)})
+        status = {n: self.fit_of(self.plan.image(n)) for n in names}
+        good = {self.plan.image(n).key: f for n, f in status.items() if isinstance(f, FitResult)}
+        verts = self._block_vertices(sorted(good), good)
+        for pair in pending:
+            self._render_pair(pair, status, verts)
+            yield 1
+
+    def _render_pair(
+        self, pair: PairItem, status: dict[str, FitResult | str], verts: dict[str, Tensor]
+    ) -> None:
+        fit_src, fit_tgt = status[pair.source], status[pair.target]
+        reasons = [
+            f"{role} fit failed: {fit}"
+            for role, fit in (("source", fit_src), ("target", fit_tgt))
+            if isinstance(fit, str)
+        ]
+        if reasons or not isinstance(fit_src, FitResult) or not isinstance(fit_tgt, FitResult):
+            self._fail_pair(pair, "; ".join(reasons), "render")
+            return
+        size = self.size or fit_tgt.image_size
+        if self.size is None and fit_src.image_size != fit_tgt.image_size:
+            self._fail_pair(
+                pair,
+                f"size mismatch: source {fit_src.image_size} and target {fit_tgt.image_size} "
+                "(H, W) differ; render both at one size with --size",
+                "render",
+            )
+            return
+        key_src, key_tgt = self.plan.image(pair.source).key, self.plan.image(pair.target).key
+        v_src = _scale_xy(verts[key_src], fit_src.image_size, size)
+        v_tgt = _scale_xy(verts[key_tgt], fit_tgt.image_size, size)
+        try:
+            field = render_pair(
+                v_src[None], v_tgt[None], self.model.faces, size, self.cfg.depth_tolerance_m
+            )
+        except (ValueError, RuntimeError) as exc:
+            self._fail_pair(pair, f"render failed: {exc}", "render")
+            return
+        flow = field.flow[0].permute(1, 2, 0).numpy()
+        visibility = field.visibility[0].numpy().astype(np.uint8)
+        write = write_flow if self.out.fmt == "npz" else write_corr
+        job = self._writer.submit(write, self.out.flow_path(pair), flow, visibility)
+        self._pending.append((pair, job))
+        while len(self._pending) > _MAX_PENDING_WRITES:
+            self._finish_write()
+
+    def _finish_write(self) -> None:
+        """Wait for the oldest pending flow file and count it."""
+        pair, job = self._pending.popleft()
+        try:
+            job.result()
+        except (ValueError, OSError) as exc:
+            self._fail_pair(pair, f"write failed: {exc}", "render")
+            return
+        self.pairs["rendered"] += 1
+
+    def close(self) -> None:
+        """Finish the pending writes (also after an interruption) and stop the writer."""
+        try:
+            while self._pending:
+                self._finish_write()
+        finally:
+            self._writer.shutdown(wait=True)
+
+    def _fail_pair(self, pair: PairItem, reason: str, stage: str) -> None:
+        logger.debug("pair %s failed (%s): %s", pair.label, stage, reason)
+        self.pairs["failed"] += 1
+        self.manifest.append(ManifestEntry("pair", pair.label, stage, reason, pair.split))
+
+
+def _bar(total: int, desc: str, enabled: bool) -> tqdm:
+    return tqdm(total=total, desc=desc, unit=desc.split()[-1], disable=not enabled)
+
+
+def synthesize_flows(
+    model: BodyModel,
+    plan: SynthPlan,
+    out: SynthOutput,
+    cfg: SynthFlowConfig | None = None,
+    *,
+    size: tuple[int, int] | None = None,
+    refit: bool = True,
+    progress: bool = False,
+) -> SynthSummary:
+    """Run both stages for one shard and write its manifest and summary.
+
+    Args:
+        model: The body model.
+        plan: Images and pairs (:func:`~posetransfer.synth.flow_plan.build_plan`); its
+            ``fit_batch``/``render_block`` should equal ``cfg``'s.
+        out: Output folders and the shard (:meth:`SynthOutput.create`).
+        cfg: Settings (default :class:`SynthFlowConfig`).
+        size: ``(H, W)`` to render at; None renders each pair at its images' size.
+        refit: False uses stored fits only (``--from-fits``): no image is fitted or read.
+        progress: Show tqdm progress bars.
+
+    Returns:
+        The summary (also written to ``out.summary_path``; failures to ``out.manifest_path``).
+    """
+    cfg = cfg or SynthFlowConfig()
+    if size is not None and (len(size) != 2 or min(size) < 1):
+        raise ValueError(f"size must be (H, W) with positive sides, got {size!r}")
+    if (plan.fit_batch, plan.render_block) != (cfg.fit_batch, cfg.render_block):
+        raise ValueError(
+            f"the plan's fit_batch/render_block ({plan.fit_batch}, {plan.render_block}) differ "
+            f"from the config's ({cfg.fit_batch}, {cfg.render_block}); build the plan with the "
+            "config's values so every shard batches alike"
+        )
+    run = _Run(model, plan, out, cfg, None if size is None else tuple(size), refit)
+    chunks = plan.shard_chunks(out.shard, out.num_shards)
+    blocks = plan.shard_blocks(out.shard, out.num_shards)
+    start = fit_done = time.perf_counter()
+    try:
+        with _bar(sum(len(plan.chunk(c)) for c in chunks), "fit images", progress) as bar:
+            for count in run.fit_stage(chunks):
+                bar.update(count)
+        fit_done = time.perf_counter()
+        with _bar(sum(len(plan.block(b)) for b in blocks), "render pairs", progress) as bar:
+            for index in blocks:
+                for count in run.render_block(index):
+                    bar.update(count)
+    finally:
+        run.close()
+    end = time.perf_counter()
+    if out.shard == 0:
+        run.manifest[:0] = [ManifestEntry("file", item, "plan", why) for item, why in plan.notes]
+    summary = SynthSummary(
+        shard=out.shard,
+        num_shards=out.num_shards,
+        images=dict(run.images),
+        pairs=dict(run.pairs),
+        fit_error_px=percentiles(run.errors),
+        failures=dict(Counter(entry.category for entry in run.manifest)),
+        seconds={"fit": fit_done - start, "render": end - fit_done, "total": end - start},
+        manifest=str(out.manifest_path),
+        settings={
+            "dataset": str(plan.files.root),
+            "splits": list(plan.splits),
+            "format": out.fmt,
+            "size": None if size is None else list(size),
+            "fits_dir": str(out.fits_dir),
+            "flows_dir": str(out.flows_dir),
+            "refit": refit,
+            "config": asdict(cfg),
+        },
+    )
+    lines = "".join(json.dumps(asdict(entry)) + "\n" for entry in run.manifest)
+    atomic_write_text(out.manifest_path, lines)
+    atomic_write_text(out.summary_path, json.dumps(summary.to_dict(), indent=2) + "\n")
+    logger.info(
+        "synth-flow shard %d/%d: %d/%d images fitted (%d skipped, %d failed), %d/%d pairs rendered "
+        "(%d skipped, %d failed) in %.1f s; manifest %s",
+        out.shard + 1, out.num_shards, run.images["fitted"], run.images["total"],
+        run.images["skipped"], run.images["failed"], run.pairs["rendered"], run.pairs["total"],
+        run.pairs["skipped"], run.pairs["failed"], end - start, out.manifest_path,
+    )  # fmt: skip
+    return summary
