@@ -27,58 +27,49 @@ Rerunning :func:`run_training` on a run folder that has checkpoints resumes it: 
 same RNG streams, bitwise-identical weights on CPU. A step that hits a non-finite loss raises an
 error naming the step and the batch fields holding NaN/inf or, with ``skip_bad_batches``, is
 counted and skipped (it still counts as a step, so the schedule is unchanged). Under ``torchrun``
-``batch_size`` is the global batch and only rank 0 writes. Files: :mod:`.checkpoint`, :mod:`.stats`.
+``batch_size`` is the global batch and only rank 0 writes. The step and the events live in
+:mod:`.events`, saving and resuming in :mod:`.resume`, the files in :mod:`.checkpoint` and
+:mod:`.stats`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import math
 import os
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from posetransfer.config import ConfigError, to_dict
-from posetransfer.io import atomic_write_text
-from posetransfer.train import checkpoint as ckpt_io
+import posetransfer.train.checkpoint as ckpt_io
+from posetransfer.config import ConfigError
 from posetransfer.train.distributed import (
     ShardedEpochSampler,
-    all_gather_objects,
-    all_reduce_sum_,
-    average_buffers_,
-    barrier,
     broadcast_module_,
     distributed_session,
 )
-from posetransfer.train.settings import TrainConfig, lr_factor
-from posetransfer.train.stage import (
-    NonFiniteLossError,
-    Stage,
-    StepContext,
-    eval_mode,
-    move_to_device,
-    nonfinite_fields,
+from posetransfer.train.events import Run
+from posetransfer.train.resume import (
+    CHECKPOINTS_DIR,
+    CONFIG_FILE,
+    Progress,
+    resume,
+    write_run_config,
 )
-from posetransfer.train.stats import ScalarMeans, StatsWriter, save_image_grid
+from posetransfer.train.settings import TrainConfig
+from posetransfer.train.stage import Stage, StepContext
+from posetransfer.train.stats import StatsWriter
 
-__all__ = ["TrainResult", "run_training", "seed_everything"]
+__all__ = ["CONFIG_FILE", "TrainResult", "run_training", "seed_everything"]
 
 logger = logging.getLogger(__name__)
-
-CHECKPOINTS_DIR = "checkpoints"
-CONFIG_FILE = "config.yaml"
-SAMPLES_DIR = "samples"
 
 
 @dataclass(frozen=True)
@@ -172,16 +163,16 @@ def run_training(
 
         # Start, or resume from the latest checkpoint. From here each rank has its own RNG stream.
         seed_everything((cfg.seed * dist.world_size + dist.rank) % 2**31)
-        progress, resumed_from = _Progress(), None
+        progress, resumed_from = Progress(), None
         if ckpt_io.list_checkpoints(run_dir / CHECKPOINTS_DIR):
-            progress = _resume(run_dir / CHECKPOINTS_DIR, stage, ctx, sampler)
+            progress = resume(run_dir / CHECKPOINTS_DIR, stage, ctx, sampler)
             resumed_from = progress.step
         if dist.is_main:
-            _write_run_config(run_dir, resolved_config or cfg, progress.step)
+            write_run_config(run_dir, resolved_config or cfg, progress.step)
         stats = StatsWriter(
             run_dir, enabled=dist.is_main, tensorboard=cfg.tensorboard, start_step=progress.step
         )
-        run = _Run(cfg, run_dir, stage, ctx, sampler, progress, stats, val_loader, val_count)
+        run = Run(cfg, run_dir, stage, ctx, sampler, progress, stats, val_loader, val_count)
 
         batches = _batch_stream(loader, sampler, train_dataset, run.progress, cfg.seed, dist.rank)
         bar = tqdm(
@@ -216,7 +207,7 @@ def run_training(
             batches.close()  # stops DataLoader workers
             bar.close()
             run.stats.close()
-        return run.result(resumed_from)
+        return _result(run, resumed_from)
 
 
 def _due(step: int, every: int, max_steps: int) -> bool:
@@ -224,209 +215,21 @@ def _due(step: int, every: int, max_steps: int) -> bool:
     return step == max_steps or (every > 0 and step % every == 0)
 
 
-@dataclass
-class _Progress:
-    """Counters that a checkpoint saves and a resume restores."""
-
-    step: int = 0
-    epoch: int = 0  # epoch of the next batch
-    batch_in_epoch: int = 0  # index of the next batch in that epoch
-    bad_batches: int = 0
-    best_value: float | None = None
-    best_step: int | None = None
-    best_group: int = 0  # Stage.best_group of best_step
-    train_time_s: float = 0.0
-
-
-@dataclass
-class _Run:
-    """The state of one run; its methods are the loop's step and events."""
-
-    cfg: TrainConfig
-    run_dir: Path
-    stage: Stage
-    ctx: StepContext
-    sampler: ShardedEpochSampler
-    progress: _Progress
-    stats: StatsWriter
-    val_loader: DataLoader[Any] | None
-    val_count: int  # samples in this rank's validation shard
-    means: ScalarMeans = field(default_factory=ScalarMeans)
-    in_a_row: int = 0  # consecutive bad batches
-    tick: tuple[int, float] = (0, 0.0)  # (step, training seconds) at the last log
-    lrs: dict[str, float] = field(default_factory=dict)
-    train_losses: dict[str, float] = field(default_factory=dict)
-    val_metrics: dict[str, float] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.ckpt_root = self.run_dir / CHECKPOINTS_DIR
-        self.modules = self.stage.modules()
-        self.optimizers = self.stage.optimizers()
-        self.tick = (self.progress.step, self.progress.train_time_s)
-
-    def train_step(self, epoch: int, index: int, batch: Any) -> None:
-        """Set the lr, run the stage's phases, handle a bad batch, advance the counters."""
-        p = self.progress
-        self.ctx.step, self.ctx.epoch, self.ctx.grad_norms = p.step, epoch, {}
-        self.lrs = _set_lr(self.optimizers, lr_factor(p.step, self.cfg))
-        try:
-            values = self.stage.train_step(move_to_device(batch, self.ctx.device), self.ctx)
-        except NonFiniteLossError as err:
-            self._bad_batch(err, batch, epoch, index)
-        else:
-            if not isinstance(values, Mapping):
-                raise TypeError(
-                    f"{type(self.stage).__name__}.train_step must return a dict of scalars to "
-                    f"log, got {type(values).__name__}"
-                )
-            self.means.add(values)
-            self.means.add({f"grad_norm/{k}": v for k, v in self.ctx.grad_norms.items()})
-            self.in_a_row = 0
-        p.step += 1
-        last = index + 1 == self.sampler.steps_per_epoch
-        p.epoch, p.batch_in_epoch = (epoch + 1, 0) if last else (epoch, index + 1)
-
-    def _bad_batch(self, err: NonFiniteLossError, batch: Any, epoch: int, index: int) -> None:
-        """Raise an error naming the step and batch, or count the batch and skip it."""
-        fields = nonfinite_fields(batch)
-        where = f"step {self.progress.step + 1} (epoch {epoch}, batch {index})"  # as in stats
-        what = f"{err}" + (f"; non-finite values in {', '.join(fields)}" if fields else "")
-        if not self.cfg.skip_bad_batches:
-            raise NonFiniteLossError(
-                f"{where}: {what}. Set train.skip_bad_batches=true to skip and count such batches."
-            ) from err
-        for opt in self.optimizers.values():
-            opt.zero_grad(set_to_none=True)
-        self.progress.bad_batches += 1
-        self.in_a_row += 1
-        logger.warning("%s: %s; skipped (%d so far)", where, what, self.progress.bad_batches)
-        if self.in_a_row >= self.cfg.max_consecutive_bad_batches:
-            raise NonFiniteLossError(
-                f"{where}: {self.in_a_row} non-finite batches in a row "
-                f"(train.max_consecutive_bad_batches); training has diverged. Last: {what}"
-            ) from err
-
-    def log(self, epoch: int) -> str:
-        """Write a ``stats.jsonl`` line and TensorBoard scalars; return a progress-bar summary."""
-        p = self.progress
-        self.train_losses = self.means.pop(self.ctx.dist, self.ctx.device)
-        steps, seconds = p.step - self.tick[0], max(p.train_time_s - self.tick[1], 1e-9)
-        self.tick = (p.step, p.train_time_s)
-        rate = steps * self.cfg.batch_size / seconds
-        record = {
-            "kind": "train",
-            "step": p.step,
-            "epoch": epoch,
-            "time": round(p.train_time_s, 3),
-            "lr": self.lrs,
-            "losses": self.train_losses,
-            "sec_per_step": seconds / steps,
-            "samples_per_s": rate,
-            "bad_batches": p.bad_batches,
-        }
-        scalars = {f"train/{k}": v for k, v in self.train_losses.items()}
-        scalars |= {f"lr/{k}": v for k, v in self.lrs.items()} | {"perf/samples_per_s": rate}
-        self.stats.write(record, scalars)
-        if not all(math.isfinite(v) for v in self.train_losses.values()):
-            logger.warning("step %d: non-finite logged values %s", p.step, self.train_losses)
-        return ", ".join(f"{k}={v:.4g}" for k, v in self.train_losses.items())
-
-    def save_samples(self) -> None:
-        """Rank 0: write the stage's sample images as ``samples/step-N.png``."""
-        if not self.ctx.dist.is_main:
-            return
-        self.ctx.step = self.progress.step
-        with eval_mode(self.modules.values()):
-            images = self.stage.sample_images(self.ctx)
-        if images is not None:
-            path = self.run_dir / SAMPLES_DIR / f"step-{self.progress.step:06d}.png"
-            save_image_grid(images, path)
-
-    def validate(self) -> None:
-        """Validate on every rank's shard, average, update ``best/`` and write a ``val`` line."""
-        cfg, dist, step = self.cfg, self.ctx.dist, self.progress.step
-        self.ctx.step = step
-        for module in self.modules.values():
-            average_buffers_(module, dist)
-        assert self.val_loader is not None
-        with eval_mode(self.modules.values()):
-            batches = (move_to_device(b, self.ctx.device) for b in self.val_loader)
-            local = self.stage.validate(batches, self.ctx)
-        if cfg.val_metric not in local:
-            raise ConfigError(
-                f"train.val_metric={cfg.val_metric!r} is not a validation result: {sorted(local)}"
-            )
-        keys = sorted(local)  # a mean over the whole set: weight each rank by its shard size
-        packed = [float(local[k]) * self.val_count for k in keys] + [float(self.val_count)]
-        total = all_reduce_sum_(torch.tensor(packed, dtype=torch.float64).to(self.ctx.device), dist)
-        sums = total.cpu().tolist()
-        self.val_metrics = {k: v / sums[-1] for k, v in zip(keys, sums[:-1], strict=True)}
-        is_best = self._update_best(self.val_metrics[cfg.val_metric])
-        if is_best and dist.is_main:
-            meta = {"val_metric": cfg.val_metric, "value": self.progress.best_value}
-            ckpt_io.save_best(
-                self.ckpt_root, step, self.modules, meta | {"metrics": self.val_metrics}
-            )
-        record = {"kind": "val", "step": step, "metrics": self.val_metrics, "best": is_best}
-        self.stats.write(record, {f"val/{k}": v for k, v in self.val_metrics.items()})
-        logger.info("step %d: validation %s%s", step, self.val_metrics, " (best)" * is_best)
-
-    def _update_best(self, value: float) -> bool:
-        p = self.progress
-        group = self.stage.best_group(p.step)
-        if group != p.best_group:
-            if p.best_value is not None:
-                logger.info("step %d: best/ restarts (validation group %d)", p.step, group)
-            p.best_value, p.best_step, p.best_group = None, None, group
-        if not math.isfinite(value):
-            logger.warning("step %d: validation metric is %s, not a best candidate", p.step, value)
-            return False
-        if p.best_value is not None:
-            better = value < p.best_value if self.cfg.val_mode == "min" else value > p.best_value
-            if not better:
-                return False
-        p.best_value, p.best_step = value, p.step
-        return True
-
-    def save_checkpoint(self) -> None:
-        """All ranks sync buffers and gather RNG states; rank 0 writes; then a barrier."""
-        dist = self.ctx.dist
-        for module in self.modules.values():
-            average_buffers_(module, dist)
-        rng = all_gather_objects(ckpt_io.capture_rng_state(), dist)
-        if dist.is_main:
-            state = {
-                "format": 1,
-                "progress": dataclasses.asdict(self.progress),
-                "world_size": dist.world_size,
-                "global_batch_size": self.sampler.global_batch_size,
-                "steps_per_epoch": self.sampler.steps_per_epoch,
-                "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
-                "grad_scalers": self.ctx.scaler_states(),
-                "rng": rng,
-            }
-            meta = {"epoch": self.progress.epoch}
-            path = ckpt_io.save_checkpoint(
-                self.ckpt_root, self.progress.step, self.modules, state, meta
-            )
-            ckpt_io.prune_checkpoints(self.ckpt_root, self.cfg.keep_last)
-            logger.info("step %d: saved %s", self.progress.step, path)
-        barrier(dist)
-
-    def result(self, resumed_from: int | None) -> TrainResult:
-        found = ckpt_io.list_checkpoints(self.ckpt_root)
-        has_best = self.progress.best_value is not None
-        return TrainResult(
-            stage=self.stage,
-            step=self.progress.step,
-            resumed_from=resumed_from,
-            last_checkpoint=found[-1][1] if found else None,
-            best_checkpoint=self.ckpt_root / ckpt_io.BEST_DIR if has_best else None,
-            best_value=self.progress.best_value,
-            bad_batches=self.progress.bad_batches,
-            train_losses=self.train_losses,
-            val_metrics=self.val_metrics,
-        )
+def _result(run: Run, resumed_from: int | None) -> TrainResult:
+    """The summary of a finished run."""
+    found = ckpt_io.list_checkpoints(run.ckpt_root)
+    has_best = run.progress.best_value is not None
+    return TrainResult(
+        stage=run.stage,
+        step=run.progress.step,
+        resumed_from=resumed_from,
+        last_checkpoint=found[-1][1] if found else None,
+        best_checkpoint=run.ckpt_root / ckpt_io.BEST_DIR if has_best else None,
+        best_value=run.progress.best_value,
+        bad_batches=run.progress.bad_batches,
+        train_losses=run.train_losses,
+        val_metrics=run.val_metrics,
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -456,7 +259,7 @@ def _batch_stream(
     loader: DataLoader[Any],
     sampler: ShardedEpochSampler,
     dataset: Dataset[Any],
-    progress: _Progress,
+    progress: Progress,
     seed: int,
     rank: int,
 ) -> Iterator[tuple[int, int, Any]]:
@@ -472,63 +275,3 @@ def _batch_stream(
         for index, batch in enumerate(loader, start=start):
             yield epoch, index, batch
         epoch, start = epoch + 1, 0
-
-
-def _set_lr(optimizers: Mapping[str, torch.optim.Optimizer], factor: float) -> dict[str, float]:
-    """Set every group's lr to ``initial_lr * factor``; return the first group's lr per name."""
-    lrs = {}
-    for name, opt in optimizers.items():
-        for group in opt.param_groups:
-            group.setdefault("initial_lr", group["lr"])
-            group["lr"] = group["initial_lr"] * factor
-        lrs[name] = opt.param_groups[0]["lr"]
-    return lrs
-
-
-def _resume(
-    ckpt_root: Path, stage: Stage, ctx: StepContext, sampler: ShardedEpochSampler
-) -> _Progress:
-    """Load weights, optimiser, grad-scaler and RNG states and counters of the latest checkpoint."""
-    ckpt = ckpt_io.find_checkpoint(ckpt_root, "latest")
-    modules, optimizers = stage.modules(), stage.optimizers()
-    ckpt_io.load_module_weights(ckpt, modules, exact=True)
-    state = ckpt_io.load_state(ckpt)
-    if set(state["optimizers"]) != set(optimizers):
-        raise ckpt_io.CheckpointMismatchError(
-            f"{ckpt}: holds optimizers {sorted(state['optimizers'])}, "
-            f"but the stage has {sorted(optimizers)}"
-        )
-    for name, opt in optimizers.items():
-        try:
-            opt.load_state_dict(state["optimizers"][name])
-        except ValueError as e:
-            raise ckpt_io.CheckpointMismatchError(f"{ckpt}: optimizer '{name}': {e}") from e
-    ctx.load_scaler_states(state["grad_scalers"])
-    if len(state["rng"]) == ctx.dist.world_size:
-        ckpt_io.restore_rng_state(state["rng"][ctx.dist.rank])
-    else:
-        logger.warning("%s: saved by %d processes, not %d; RNG streams restart from the seed",
-                       ckpt, len(state["rng"]), ctx.dist.world_size)  # fmt: skip
-    progress = _Progress(**state["progress"])
-    saved_layout = (state["global_batch_size"], state["steps_per_epoch"])
-    if saved_layout != (sampler.global_batch_size, sampler.steps_per_epoch):
-        logger.warning("%s: batch size or dataset length changed; the data order differs", ckpt)
-        if progress.batch_in_epoch >= sampler.steps_per_epoch:
-            progress.epoch, progress.batch_in_epoch = progress.epoch + 1, 0
-    logger.info("resuming %s at step %d", ckpt, progress.step)
-    return progress
-
-
-def _write_run_config(run_dir: Path, config: Any, step: int) -> None:
-    """Write ``config.yaml``; a different earlier one is kept as ``config.until-step-N.yaml``."""
-    if not dataclasses.is_dataclass(config) or isinstance(config, type):
-        raise TypeError(f"resolved_config must be a config dataclass, got {type(config).__name__}")
-    path = run_dir / CONFIG_FILE
-    text = yaml.safe_dump(to_dict(config), sort_keys=False)
-    if path.is_file():
-        if path.read_text(encoding="utf-8") == text:
-            return
-        aside = run_dir / f"config.until-step-{step:06d}.yaml"
-        os.replace(path, aside)
-        logger.warning("the config differs from the run's previous one (kept as %s)", aside)
-    atomic_write_text(path, text)
