@@ -348,11 +348,11 @@ def _open_input(av: ModuleType, path: Path) -> Iterator[Any]:
     except av.error.FFmpegError as error:
         raise VideoInputError(f"{path}: not a readable video ({_reason(error)})") from error
     try:
+        if not container.streams:
+            raise VideoInputError(f"{path}: holds no stream at all (a video with zero frames?)")
         if not container.streams.video:
-            kinds = sorted({s.type for s in container.streams}) or ["none"]
-            raise VideoInputError(
-                f"{path}: no video stream (streams: {', '.join(map(str, kinds))})"
-            )
+            kinds = ", ".join(sorted({str(s.type) for s in container.streams}))
+            raise VideoInputError(f"{path}: no video stream (only {kinds})")
         yield container
     finally:
         container.close()
