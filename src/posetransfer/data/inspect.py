@@ -4,7 +4,8 @@
 ``docs/data.md``) and returns an :class:`InspectReport`; it never raises on bad *content*. A file
 that a reader rejects (:class:`~posetransfer.data.formats.FormatError`, which stops at the first bad
 line) becomes one ``format_error`` finding and the inspection goes on with the other files and
-splits. :func:`format_report` renders a report as a readable table.
+splits. The report model and its rendering (:func:`format_report`) live in
+:mod:`posetransfer.data.inspect_report`.
 
 Checks, by finding kind (``error`` unless marked):
 
@@ -27,15 +28,21 @@ from __future__ import annotations
 import collections
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from posetransfer.conventions import KEYPOINT_NAMES
 from posetransfer.data import flow_files, formats, layout
+from posetransfer.data.inspect_report import (
+    Finding,
+    InspectReport,
+    SplitCounts,
+    format_report,
+    severity_of,
+)
 from posetransfer.pose.keypoints import Pose
 
 __all__ = [
@@ -47,13 +54,7 @@ __all__ = [
     "inspect_dataset",
 ]
 
-Severity = Literal["error", "warning"]
-
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
-_WARNING_KINDS = frozenset(
-    {"few_keypoints", "duplicate_pair", "self_pair", "image_without_pose", "empty_split",
-     "missing_flows"}
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -67,83 +68,6 @@ class InspectConfig:
 
     min_valid_keypoints: int = 4
     flow_samples: int = 1
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One problem found in a dataset.
-
-    Attributes:
-        kind: Machine-readable kind (see the module docstring), e.g. ``"missing_image"``.
-        severity: ``"error"`` (the data cannot be used as is) or ``"warning"``.
-        split: Split the finding belongs to (``"all"`` for files shared by every split).
-        message: One readable line naming the file / image / line involved.
-        path: The file involved, when there is one.
-        line: 1-based line number within ``path``, when known.
-    """
-
-    kind: str
-    severity: Severity
-    split: str
-    message: str
-    path: str | None = None
-    line: int | None = None
-
-
-@dataclass
-class SplitCounts:
-    """What one split holds. ``None`` means "not counted" (the file could not be read)."""
-
-    image_files: int | None = None
-    poses: int | None = None
-    pairs: int | None = None
-    pair_images: int | None = None
-    flows_found: int | None = None
-    flows_missing: int | None = None
-
-
-@dataclass
-class InspectReport:
-    """Result of :func:`inspect_dataset`.
-
-    Attributes:
-        root: Dataset folder.
-        layout: ``"patn"``, ``"diaf"``, or ``None`` when the layout could not be discovered.
-        counts: Split name -> counts, in inspection order.
-        findings: Every problem found, in discovery order.
-    """
-
-    root: str
-    layout: str | None
-    counts: dict[str, SplitCounts] = field(default_factory=dict)
-    findings: list[Finding] = field(default_factory=list)
-
-    @property
-    def errors(self) -> list[Finding]:
-        """Findings of severity ``"error"``."""
-        return [f for f in self.findings if f.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Finding]:
-        """Findings of severity ``"warning"``."""
-        return [f for f in self.findings if f.severity == "warning"]
-
-    def kinds(self) -> collections.Counter[str]:
-        """Number of findings per kind."""
-        return collections.Counter(f.kind for f in self.findings)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict: root, layout, counts, a summary per kind, and every finding."""
-        return {
-            "root": self.root,
-            "layout": self.layout,
-            "ok": not self.errors,
-            "num_errors": len(self.errors),
-            "num_warnings": len(self.warnings),
-            "kinds": dict(sorted(self.kinds().items())),
-            "counts": {split: asdict(c) for split, c in self.counts.items()},
-            "findings": [asdict(f) for f in self.findings],
-        }
 
 
 def inspect_dataset(
@@ -209,9 +133,10 @@ class _Inspector:
     def add(
         self, kind: str, split: str, message: str, path: Path | None = None, line: int | None = None
     ) -> None:
-        severity: Severity = "warning" if kind in _WARNING_KINDS else "error"
         self.report.findings.append(
-            Finding(kind, severity, split, message, None if path is None else str(path), line)
+            Finding(
+                kind, severity_of(kind), split, message, None if path is None else str(path), line
+            )
         )
 
     def add_format_error(self, split: str, exc: formats.FormatError) -> None:
@@ -463,54 +388,3 @@ class _Inspector:
 
 def _images(names: set[str]) -> list[str]:
     return [n for n in names if n.lower().endswith(IMAGE_EXTENSIONS)]
-
-
-# -- rendering ---------------------------------------------------------------------------------
-
-_COLUMNS = (("split", None), ("images", "image_files"), ("poses", "poses"), ("pairs", "pairs"),
-            ("pair images", "pair_images"), ("flows", "flows_found"),
-            ("no flow", "flows_missing"))  # fmt: skip
-
-
-def format_report(report: InspectReport, max_listed: int = 5) -> str:
-    """Render a report: a table of counts per split, then findings grouped by kind.
-
-    Args:
-        report: From :func:`inspect_dataset`.
-        max_listed: Examples listed per kind (the count is always complete).
-
-    Returns:
-        Multi-line text without a trailing newline.
-    """
-    lines = [f"dataset: {report.root} (layout: {report.layout or 'unknown'})"]
-    if report.counts:
-        rows = [[name for name, _ in _COLUMNS]]
-        for split, counts in report.counts.items():
-            values = [getattr(counts, attr) for _, attr in _COLUMNS[1:]]
-            rows.append([split, *("-" if v is None else str(v) for v in values)])
-        widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
-        lines.append("")
-        for row in rows:
-            cells = [row[0].ljust(widths[0])]
-            cells += [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
-            lines.append("  ".join(cells).rstrip())
-    for severity, title in (("error", "errors"), ("warning", "warnings")):
-        found = [f for f in report.findings if f.severity == severity]
-        if not found:
-            continue
-        lines += ["", f"{title} ({len(found)}):"]
-        by_kind: dict[str, list[Finding]] = {}
-        for f in found:
-            by_kind.setdefault(f.kind, []).append(f)
-        for kind, items in by_kind.items():
-            lines.append(f"  {kind}: {len(items)}")
-            lines += [f"    [{f.split}] {f.message}" for f in items[: max(0, max_listed)]]
-            if len(items) > max_listed:
-                lines.append(f"    ... and {len(items) - max(0, max_listed)} more")
-    verdict = (
-        f"FAILED: {len(report.errors)} error(s), {len(report.warnings)} warning(s)"
-        if report.errors
-        else f"OK: no errors, {len(report.warnings)} warning(s)"
-    )
-    lines += ["", verdict]
-    return "\n".join(lines)
