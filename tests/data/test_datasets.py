@@ -13,7 +13,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from posetransfer.conventions import Keypoint, Visibility
-from posetransfer.data import flow_files, formats
+from posetransfer.data import diaf_formats, flow_files, formats
 from posetransfer.data.datasets import PairBatch, PairDataset, collate_pairs
 from posetransfer.ops.warp import warp
 from posetransfer.pose.keypoints import Pose
@@ -72,8 +72,8 @@ class Toy:
             formats.write_annotation_csv(root / "fasion-resize-annotation-train.csv", poses)
         else:
             image_dir, flow_dir, fmt = root / "Img" / "img", root / "3d" / "hmr" / "corr", "corr"
-            formats.write_pair_split(root / "Label" / "pair_split.json", {"train": self.pairs})
-            formats.write_pose_label(root / "Label" / "pose_label.pkl", poses)
+            diaf_formats.write_pair_split(root / "Label" / "pair_split.json", {"train": self.pairs})
+            diaf_formats.write_pose_label(root / "Label" / "pose_label.pkl", poses)
         image_dir.mkdir(parents=True)
         for name, image in self.images.items():
             # DIAF images are JPEG in the original; PNG keeps pixel checks exact here.

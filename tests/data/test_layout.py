@@ -7,13 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from posetransfer.data.formats import (
-    FormatError,
-    write_annotation_csv,
-    write_pair_split,
-    write_pairs_csv,
-    write_pose_label,
-)
+from posetransfer.data.diaf_formats import write_pair_split, write_pose_label
+from posetransfer.data.formats import FormatError, write_annotation_csv, write_pairs_csv
 from posetransfer.data.layout import DatasetFiles, SplitData, discover_dataset, load_split
 from posetransfer.pose.keypoints import Pose
 

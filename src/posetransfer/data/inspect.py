@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from posetransfer.conventions import KEYPOINT_NAMES
-from posetransfer.data import flow_files, formats, layout
+from posetransfer.data import diaf_formats, flow_files, formats, layout
 from posetransfer.data.inspect_report import (
     Finding,
     InspectReport,
@@ -197,7 +197,7 @@ class _Inspector:
                 )
             else:
                 read = (
-                    formats.read_pose_label
+                    diaf_formats.read_pose_label
                     if self.files.layout == "diaf"
                     else formats.read_annotation_csv
                 )
@@ -221,7 +221,7 @@ class _Inspector:
                 return None
         if path not in self._pair_files:  # one JSON holds every DIAF split: read and report once
             try:
-                self._pair_files[path] = formats.read_pair_split(path)
+                self._pair_files[path] = diaf_formats.read_pair_split(path)
             except formats.FormatError as exc:
                 self.add_format_error(split, exc)
                 self._pair_files[path] = None

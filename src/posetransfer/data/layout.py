@@ -28,14 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from posetransfer.data.formats import (
-    FormatError,
-    PathLike,
-    read_annotation_csv,
-    read_pair_split,
-    read_pairs_csv,
-    read_pose_label,
-)
+from posetransfer.data.diaf_formats import read_pair_split, read_pose_label
+from posetransfer.data.formats import FormatError, PathLike, read_annotation_csv, read_pairs_csv
 from posetransfer.pose.keypoints import Pose
 
 __all__ = ["DatasetFiles", "SplitData", "discover_dataset", "load_split"]

@@ -37,7 +37,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from posetransfer.conventions import Keypoint, Visibility
-from posetransfer.data import flow_files, formats
+from posetransfer.data import diaf_formats, flow_files, formats
 from posetransfer.io import atomic_write_bytes
 from posetransfer.pose.keypoints import Pose
 
@@ -181,10 +181,10 @@ def make_toy_dataset(
         for stem in poses[split]:
             atomic_write_bytes(image_dir / (stem + ext), _encode_jpeg(images[stem]))
     if layout == "diaf":
-        formats.write_pose_label(
+        diaf_formats.write_pose_label(
             root / "Label" / "pose_label.pkl", {s: p for d in poses.values() for s, p in d.items()}
         )
-        formats.write_pair_split(root / "Label" / "pair_split.json", pairs)
+        diaf_formats.write_pair_split(root / "Label" / "pair_split.json", pairs)
 
     if with_flows:
         fmt: Literal["npz", "corr"] = "npz" if layout == "patn" else "corr"

@@ -20,12 +20,8 @@ import numpy as np
 from PIL import Image
 
 from posetransfer.conventions import NUM_KEYPOINTS, Keypoint
-from posetransfer.data.formats import (
-    ANNOTATION_HEADER,
-    FormatError,
-    read_annotation_csv,
-    read_pose_label,
-)
+from posetransfer.data.diaf_formats import read_pose_label
+from posetransfer.data.formats import ANNOTATION_HEADER, FormatError, read_annotation_csv
 from posetransfer.data.safe_pickle import safe_load
 from posetransfer.pose.keypoints import Pose
 

@@ -37,8 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from posetransfer.data.diaf_formats import read_pair_split
 from posetransfer.data.flow_files import IMAGE_EXTENSIONS, flow_filename
-from posetransfer.data.formats import FormatError, read_pair_split, read_pairs_csv
+from posetransfer.data.formats import FormatError, read_pairs_csv
 from posetransfer.data.layout import DatasetFiles, discover_dataset
 from posetransfer.pose.keypoints import Pose
 from posetransfer.synth.flow_inputs import read_keypoints
