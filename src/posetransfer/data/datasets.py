@@ -1,9 +1,10 @@
 """Pairs of person images for training and evaluation: images, keypoints, pose maps and flow.
 
 :class:`PairDataset` reads a dataset in the PATN/GFLA or the original DIAF layout
-(:func:`posetransfer.data.formats.discover_dataset`), brings every pair into an image protocol
+(:func:`posetransfer.data.layout.discover_dataset`), brings every pair into an image protocol
 (:mod:`posetransfer.data.transforms`), optionally mirrors it, and returns typed
-:class:`PairSample` objects; :func:`collate_pairs` batches them into a :class:`PairBatch`.
+:class:`PairSample` objects; :func:`collate_pairs` batches them into a :class:`PairBatch` (both
+in :mod:`posetransfer.data.samples`).
 
 Everything that can be checked without reading pixels is checked at construction: a pair whose
 image or keypoints are missing is refused there (``posetransfer inspect-data`` lists them all), and
@@ -14,8 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ from torch.utils.data import Dataset
 from posetransfer.data.flow_files import flow_filename, read_any_flow
 from posetransfer.data.formats import FormatError
 from posetransfer.data.layout import discover_dataset, load_split
+from posetransfer.data.samples import PairBatch, PairSample, collate_pairs
 from posetransfer.data.transforms import (
     ImageProtocol,
     PairArrays,
@@ -47,128 +47,6 @@ _IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
 #: How many offending pairs an error message lists before summarising.
 _MAX_LISTED = 5
-
-
-@dataclass
-class PairSample:
-    """One source/target pair, ready for the networks (``H, W``: the protocol's output size).
-
-    Attributes:
-        source_name: Source image name as in the pair list.
-        target_name: Target image name.
-        source_image: ``(3, H, W)`` float32 in ``[-1, 1]``.
-        target_image: ``(3, H, W)`` float32 in ``[-1, 1]``.
-        source_xy: ``(18, 2)`` float32 keypoints ``(x, y)`` in pixels.
-        source_valid: ``(18,)`` bool.
-        target_xy: ``(18, 2)`` float32.
-        target_valid: ``(18,)`` bool.
-        source_pose_map: ``(C, H, W)`` float32 maps of the source pose.
-        target_pose_map: ``(C, H, W)`` float32 maps of the target pose.
-        flow: ``(2, H, W)`` float32 target->source ``(dx, dy)`` pixels, or None.
-        visibility: ``(H, W)`` int64 Visibility codes, or None (exactly when ``flow`` is).
-    """
-
-    source_name: str
-    target_name: str
-    source_image: torch.Tensor
-    target_image: torch.Tensor
-    source_xy: torch.Tensor
-    source_valid: torch.Tensor
-    target_xy: torch.Tensor
-    target_valid: torch.Tensor
-    source_pose_map: torch.Tensor
-    target_pose_map: torch.Tensor
-    flow: torch.Tensor | None = None
-    visibility: torch.Tensor | None = None
-
-
-@dataclass
-class PairBatch:
-    """A batch of :class:`PairSample` (same fields with a leading batch dimension ``B``).
-
-    Attributes:
-        source_name: ``B`` names.
-        target_name: ``B`` names.
-        source_image: ``(B, 3, H, W)``; ``target_image`` likewise.
-        source_xy: ``(B, 18, 2)``; ``source_valid`` ``(B, 18)``; ``target_*`` likewise.
-        source_pose_map: ``(B, C, H, W)``; ``target_pose_map`` likewise.
-        flow: ``(B, 2, H, W)`` or None.
-        visibility: ``(B, H, W)`` int64 or None.
-    """
-
-    source_name: list[str]
-    target_name: list[str]
-    source_image: torch.Tensor
-    target_image: torch.Tensor
-    source_xy: torch.Tensor
-    source_valid: torch.Tensor
-    target_xy: torch.Tensor
-    target_valid: torch.Tensor
-    source_pose_map: torch.Tensor
-    target_pose_map: torch.Tensor
-    flow: torch.Tensor | None = None
-    visibility: torch.Tensor | None = None
-
-    def __len__(self) -> int:
-        return len(self.source_name)
-
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> PairBatch:
-        """A copy with every tensor on ``device``."""
-        return self._map(lambda t: t.to(device, non_blocking=non_blocking))
-
-    def pin_memory(self) -> PairBatch:
-        """A copy in pinned memory (called by ``DataLoader(pin_memory=True)``)."""
-        return self._map(torch.Tensor.pin_memory)
-
-    def _map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> PairBatch:
-        changes = {
-            f.name: fn(value)
-            for f in fields(self)
-            if isinstance(value := getattr(self, f.name), torch.Tensor)
-        }
-        return replace(self, **changes)
-
-
-def collate_pairs(samples: list[PairSample]) -> PairBatch:
-    """Stack samples into a batch (use as ``DataLoader(collate_fn=collate_pairs)``).
-
-    Args:
-        samples: Non-empty list of samples of the same size.
-
-    Returns:
-        The batch; ``flow`` and ``visibility`` are set only if every sample has them.
-
-    Raises:
-        ValueError: For an empty list, a mix of samples with and without flow, or tensors of
-            different shapes (names the field and the pairs).
-    """
-    if not samples:
-        raise ValueError("collate_pairs needs at least one sample")
-    with_flow = [s.flow is not None for s in samples]
-    if any(with_flow) and not all(with_flow):
-        has = samples[with_flow.index(True)]
-        lacks = samples[with_flow.index(False)]
-        raise ValueError(
-            f"cannot batch samples with and without flow: pair ({has.source_name}, "
-            f"{has.target_name}) has flow, pair ({lacks.source_name}, {lacks.target_name}) has none"
-        )
-    batch: dict[str, object] = {}
-    for f in fields(PairSample):
-        values = [getattr(s, f.name) for s in samples]
-        if isinstance(values[0], str):
-            batch[f.name] = values
-        elif values[0] is None:
-            batch[f.name] = None
-        else:
-            shapes = {tuple(v.shape) for v in values}
-            if len(shapes) > 1:
-                names = [
-                    f"({s.source_name}, {s.target_name}) {tuple(v.shape)}"
-                    for s, v in zip(samples, values, strict=True)
-                ]
-                raise ValueError(f"cannot batch {f.name} of different shapes: {names}")
-            batch[f.name] = torch.stack(values)
-    return PairBatch(**batch)  # type: ignore[arg-type]
 
 
 class PairDataset(Dataset[PairSample]):
