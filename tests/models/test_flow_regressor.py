@@ -10,6 +10,8 @@ import torch.nn.functional as F
 import yaml
 
 from posetransfer.config import ConfigError, from_dict, to_dict
+from posetransfer.losses.flow import FlowLossConfig, flow_loss_terms, total_loss
+from posetransfer.models import flow_regressor
 from posetransfer.models.flops import count_flops, count_parameters
 from posetransfer.models.flow_regressor import (
     FlowPrediction,
@@ -217,8 +219,6 @@ def test_input_channels_from_pose_map_config() -> None:
 def test_bad_inputs_are_refused_with_clear_messages() -> None:
     net = FlowRegressor(TINY["unet_v2"])  # stride 8
     src, tgt = _poses(1, 32, 32)
-    with pytest.raises(ValueError, match=r"\(H, W\)=\(32, 28\) must be divisible by .*=8"):
-        net(src[..., :28], tgt[..., :28])
     with pytest.raises(ValueError, match=r"expects 2 x 18 pose channels .* got 17"):
         net(src[:, :17], tgt[:, :17])
     with pytest.raises(ValueError, match=r"differs from pose_tgt\.shape"):
@@ -271,3 +271,67 @@ def test_prediction_to_moves_every_tensor() -> None:
     moved = pred.to("meta")
     assert moved.flow.device.type == "meta" and moved.vis_logits_full.device.type == "meta"
     assert pred.flow.device.type == "cpu"
+
+
+#: Stride 16 (num_levels 3, the default depth) at a tiny width.
+STRIDE16 = {
+    variant: FlowRegressorConfig(
+        variant=variant, base_channels=4, max_channels=8, num_levels=3, num_res_blocks=blocks
+    )
+    for variant, blocks in (("unet", 0), ("unet_v2", 1))
+}
+
+
+@pytest.mark.parametrize("variant", ["unet", "unet_v2"])
+@pytest.mark.parametrize("size", [(128, 88), (100, 70)])
+def test_any_size_gives_outputs_of_that_size(variant: str, size: tuple[int, int]) -> None:
+    net = FlowRegressor(STRIDE16[variant])
+    out = net(*_poses(2, *size))
+    height, width = size
+    ceil = [(-(-height // 2**k), -(-width // 2**k)) for k in range(4)]
+    assert [tuple(f.shape[-2:]) for f in out.flows] == ceil
+    assert [tuple(v.shape[-2:]) for v in out.vis_logits] == ceil[:2]
+    assert out.visibility.shape == (2, *size)
+
+
+@pytest.mark.parametrize("variant", ["unet", "unet_v2"])
+def test_odd_sizes_run_zero_padded_pose_maps(variant: str) -> None:
+    """The output at 100x70 is the 112x80 output on zero-padded pose maps, cropped."""
+    net = FlowRegressor(STRIDE16[variant]).eval()
+    src, tgt = _poses(2, 100, 70)
+    out = net(src, tgt)
+    padded = net(*(F.pad(t, (0, 10, 0, 12)) for t in (src, tgt)))
+    for k, (flow, ref) in enumerate(zip(out.flows, padded.flows, strict=True)):
+        h, w = flow.shape[-2:]
+        assert torch.equal(flow, ref[..., :h, :w]), f"level {k}"
+    assert torch.equal(out.vis_logits[0], padded.vis_logits[0][..., :100, :70])
+
+
+@pytest.mark.parametrize("variant", ["unet", "unet_v2"])
+def test_multiples_of_the_stride_match_the_unpadded_path(
+    variant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    net = FlowRegressor(STRIDE16[variant]).eval()
+    poses = _poses(2, 128, 96)
+    out = net(*poses)
+    # The unpadded path: the same forward with padding and cropping switched off.
+    monkeypatch.setattr(flow_regressor, "pad_constant", lambda x, *args, **kwargs: x)
+    monkeypatch.setattr(flow_regressor, "crop_to", lambda x, size: x)
+    plain = net(*poses)
+    for a, b in zip(out.flows + out.vis_logits, plain.flows + plain.vis_logits, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_training_on_a_non_multiple_size() -> None:
+    """128x88 with stride 16: the loss pyramid (coarsest stride 8) fits, gradients reach all."""
+    net = FlowRegressor(STRIDE16["unet"]).train()
+    src, tgt = _poses(2, 128, 88)
+    gen = torch.Generator().manual_seed(1)
+    flow_gt = torch.randn(2, 2, 128, 88, generator=gen)
+    vis_gt = torch.randint(0, 3, (2, 128, 88), generator=gen)
+    cfg = FlowLossConfig(level_weights=(0.0, 0.32, 0.16, 0.08))
+    loss = total_loss(flow_loss_terms(net(src, tgt), flow_gt, vis_gt, cfg), cfg)
+    loss.backward()
+    grads = [p.grad for p in net.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert sum(float(g.abs().sum()) for g in grads) > 0

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 import yaml
 
 from posetransfer.config import ConfigError, from_dict
 from posetransfer.conventions import Visibility
+from posetransfer.models import pixel_warp
 from posetransfer.models.flops import count_parameters
 from posetransfer.models.generator import GeneratorOutput
 from posetransfer.models.generator_inputs import StateDictMismatchError
@@ -101,13 +103,6 @@ def test_bad_inputs_give_clear_errors() -> None:
     refiner = PixelWarpRefiner(TINY)
     x_src, coarse, flow, vis = _inputs()
     out = GeneratorOutput(coarse, coarse)
-    with pytest.raises(ValueError, match=r"must be divisible by 2\*\*\(len\(channels\)-1\)=4"):
-        refiner(
-            x_src[..., :14],
-            GeneratorOutput(coarse[..., :14], coarse[..., :14]),
-            flow[..., :14],
-            vis,
-        )
     with pytest.raises(
         ValueError, match=r"coarse has size \(H, W\)=\(32, 8\), expected \(32, 16\)"
     ):
@@ -142,3 +137,48 @@ def test_presets_configs_and_state_dicts() -> None:
         PixelWarpRefiner(TINY).load_state_dict(
             PixelWarpRefiner(replace(TINY, channels=(4, 8, 8, 8))).state_dict()
         )
+
+
+@pytest.mark.parametrize("size", [(128, 88), (100, 70)])
+def test_any_size_gives_outputs_of_that_size(size: tuple[int, int]) -> None:
+    refiner = PixelWarpRefiner(replace(TINY, channels=(4, 8, 8, 8, 8)))  # stride 16
+    x_src, coarse, flow, vis = _inputs(*size)
+    out = refiner(x_src, GeneratorOutput(coarse, coarse), flow, vis)
+    assert out.image.shape == (2, 3, *size) and out.mask.shape == (2, 1, *size)
+    assert torch.equal(out.warped_src, warp_source_image(x_src, flow, vis))
+
+
+@pytest.mark.parametrize("vis_kind", ["codes", "probabilities"])
+def test_odd_sizes_run_padded_inputs(vis_kind: str) -> None:
+    """At 30x14 (stride 4) the mask logits are those of hand-padded 32x16 inputs, cropped: the
+    warped source blank, the coarse image replicated, visibility BACKGROUND, flow zero."""
+    refiner = PixelWarpRefiner(replace(TINY, flow_input=True)).eval()
+    x_src, coarse, flow, vis = _inputs(30, 14)
+    if vis_kind == "probabilities":
+        vis = torch.softmax(torch.randn(2, 3, 30, 14), dim=1)
+    warped = warp_source_image(x_src, flow, vis)
+    pads = (0, 2, 0, 2)
+    if vis_kind == "codes":
+        vis_padded = torch.full((2, 32, 16), int(Visibility.BACKGROUND))
+    else:
+        vis_padded = torch.zeros(2, 3, 32, 16)
+        vis_padded[:, Visibility.BACKGROUND] = 1.0
+    vis_padded[..., :30, :14] = vis
+    by_hand = refiner.mask_logits(
+        F.pad(warped, pads, value=BLANK_VALUE),
+        F.pad(coarse, pads, mode="replicate"),
+        vis_padded,
+        F.pad(flow, pads),
+    )
+    assert torch.equal(refiner.mask_logits(warped, coarse, vis, flow), by_hand[..., :30, :14])
+
+
+def test_multiples_of_the_stride_match_the_unpadded_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    refiner = PixelWarpRefiner(replace(TINY, flow_input=True)).eval()
+    x_src, coarse, flow, vis = _inputs(32, 16)
+    out = refiner(x_src, GeneratorOutput(coarse, coarse), flow, vis)
+    for name in ("pad_image", "pad_constant", "pad_visibility"):  # the unpadded path
+        monkeypatch.setattr(pixel_warp, name, lambda x, *args, **kwargs: x)
+    monkeypatch.setattr(pixel_warp, "crop_to", lambda x, size: x)
+    plain = refiner(x_src, GeneratorOutput(coarse, coarse), flow, vis)
+    assert torch.equal(out.image, plain.image) and torch.equal(out.mask, plain.mask)

@@ -34,7 +34,9 @@ Output scale:
 Differences from the original (64 parameters fewer): the redundant bias of the outermost
 transposed conv (followed by BatchNorm) is dropped, activations are not in place (the
 skip semantics are kept), ``max_channels`` is honoured by ``"unet"`` (the original ignored it), and
-the input size is checked instead of failing inside a ``cat``.
+inputs of any size are accepted: they are padded at the bottom/right to a multiple of the stride
+(zero pose maps, :mod:`posetransfer.models.stride_padding`) and every output is cropped back,
+where the original failed inside a ``cat``.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from posetransfer.models.blocks import (
     relu,
     up_block,
 )
+from posetransfer.models.stride_padding import crop_to, pad_constant, padded_size
 from posetransfer.ops.warp import resize_flow
 from posetransfer.pose.maps import PoseMapConfig, num_pose_channels
 
@@ -92,9 +95,9 @@ class FlowRegressorConfig:
             (36 for 18 keypoint maps per pose).
         base_channels: Width ``nf`` of the full-resolution stem; level widths grow from it.
         max_channels: Cap on level widths.
-        num_levels: Down-sampling levels after the stride-2 stem, so inputs must have ``H`` and
-            ``W`` divisible by ``2**(num_levels + 1)``; there are ``num_levels`` flow heads, at
-            strides ``2 .. 2**num_levels``.
+        num_levels: Down-sampling levels after the stride-2 stem (inputs of other sizes than
+            multiples of ``2**(num_levels + 1)`` are padded to one and cropped back); there are
+            ``num_levels`` flow heads, at strides ``2 .. 2**num_levels``.
         norm: ``"batch"``, ``"instance"`` or ``"none"``.
         num_res_blocks: Residual blocks per level and side (``"unet_v2"`` only; 0 for ``"unet"``).
         flow_scale: Pixels of the full-resolution image per unit of raw head output.
@@ -143,7 +146,7 @@ class FlowRegressorConfig:
 
     @property
     def stride(self) -> int:
-        """Total down-sampling ``2**(num_levels + 1)``; input sizes must be multiples of it."""
+        """Total down-sampling ``2**(num_levels + 1)``; other input sizes are padded to it."""
         return 2 ** (self.num_levels + 1)
 
     @classmethod
@@ -190,10 +193,14 @@ def level_channels(cfg: FlowRegressorConfig) -> tuple[int, ...]:
 class FlowPrediction:
     """Multi-scale output of :class:`FlowRegressor` (``H, W``: input size; entry k: stride 2**k).
 
+    Level ``k`` has ``ceil(H / 2**k) x ceil(W / 2**k)`` pixels (``H / 2**k`` when it divides):
+    the level's pixels that overlap the input, pixel ``(i, j)`` covering input rows
+    ``[i * 2**k, (i + 1) * 2**k)``.
+
     Attributes:
-        flows: ``flows[k]`` is ``(B, 2, H / 2**k, W / 2**k)`` backward flow target -> source in
-            pixels of level ``k``, for ``k = 0 .. num_levels``; entry 0 is upsampled from entry 1.
-        vis_logits: ``vis_logits[k]`` is ``(B, 3, H / 2**k, W / 2**k)`` logits of the
+        flows: ``flows[k]`` is ``(B, 2, H_k, W_k)`` backward flow target -> source in pixels of
+            level ``k``, for ``k = 0 .. num_levels``; entry 0 is upsampled from entry 1.
+        vis_logits: ``vis_logits[k]`` is ``(B, 3, H_k, W_k)`` logits of the
             :class:`~posetransfer.conventions.Visibility` classes, for ``k = 0, 1``; entry 0 is
             upsampled from entry 1.
     """
@@ -328,17 +335,19 @@ class FlowRegressor(nn.Module):
 
         Args:
             pose_src: ``(B, C, H, W)`` pose maps of the source image.
-            pose_tgt: ``(B, C, H, W)`` pose maps of the target; ``2 * C == cfg.in_channels`` and
-                ``H``, ``W`` multiples of ``cfg.stride``.
+            pose_tgt: ``(B, C, H, W)`` pose maps of the target; ``2 * C == cfg.in_channels``. Any
+                ``H``, ``W``: other sizes than multiples of ``cfg.stride`` are zero-padded at the
+                bottom/right and the outputs cropped back (multiples run unpadded).
 
         Returns:
             The :class:`FlowPrediction`.
 
         Raises:
-            ValueError: On mismatched shapes, a wrong channel count or a size that is not a
-                multiple of ``cfg.stride``.
+            ValueError: On mismatched shapes or a wrong channel count.
         """
         x = self._input(pose_src, pose_tgt)
+        size = tuple(x.shape[-2:])
+        x = pad_constant(x, self.cfg.stride)
         x = self.stem(x)
         skips = []
         for level in self.encoder:
@@ -352,9 +361,14 @@ class FlowRegressor(nn.Module):
             for lv, (head, feat) in enumerate(zip(self.flow_heads, feats, strict=True))
         ]
         vis = self.vis_head(feats[0])
-        size = pose_src.shape[-2:]
-        vis_full = F.interpolate(vis, size=size, mode="bilinear", align_corners=False)
-        return FlowPrediction([resize_flow(flows[0], size), *flows], [vis_full, vis])
+        full = padded_size(size, self.cfg.stride)  # upsample before cropping: an exact 2x
+        vis_full = F.interpolate(vis, size=full, mode="bilinear", align_corners=False)
+        flows = [resize_flow(flows[0], full), *flows]
+        vis_logits = [vis_full, vis]
+        if full != size:
+            flows = [crop_to(f, _level_size(size, k)) for k, f in enumerate(flows)]
+            vis_logits = [crop_to(v, _level_size(size, k)) for k, v in enumerate(vis_logits)]
+        return FlowPrediction(flows, vis_logits)
 
     def _input(self, pose_src: torch.Tensor, pose_tgt: torch.Tensor) -> torch.Tensor:
         """Check the pose maps and concatenate them (source first, as the original)."""
@@ -372,10 +386,9 @@ class FlowRegressor(nn.Module):
                 f"FlowRegressor expects 2 x {self.cfg.in_channels // 2} pose channels "
                 f"(cfg.in_channels={self.cfg.in_channels}), got {pose_src.shape[1]} per pose"
             )
-        height, width = pose_src.shape[-2:]
-        if height % self.cfg.stride or width % self.cfg.stride:
-            raise ValueError(
-                f"FlowRegressor input size (H, W)=({height}, {width}) must be divisible by "
-                f"2**(num_levels+1)={self.cfg.stride} (num_levels={self.cfg.num_levels})"
-            )
         return torch.cat((pose_src, pose_tgt), dim=1)
+
+
+def _level_size(size: tuple[int, int], level: int) -> tuple[int, int]:
+    """``(ceil(H / 2**level), ceil(W / 2**level))``: the level's pixels overlapping the input."""
+    return -(-size[0] // 2**level), -(-size[1] // 2**level)

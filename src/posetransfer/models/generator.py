@@ -38,21 +38,25 @@ down-sampling layers (the original's appearance encoder reused the pose encoder'
 accident, bug 7.1.1; ``share_encoder_downsampling=True`` reproduces it); visibility blocks exist
 only when the features are warped (the original built unused ones for ``use_flow=False``);
 visibility pyramids keep any background evidence (the original min-pooled, keeping visible);
-warping uses ``align_corners=False`` pixel centres.
+warping uses ``align_corners=False`` pixel centres; any image size is accepted (inputs are padded
+to a multiple of the stride, :mod:`posetransfer.models.stride_padding`, and the output cropped).
+
+The configuration, :class:`~posetransfer.models.generator_config.GeneratorConfig`, lives in its
+own module and is re-exported here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
-from posetransfer.config import ConfigError
 from posetransfer.conventions import Visibility
-from posetransfer.models.blocks import NORM_KINDS, NormKind, ResidualBlock, conv_unit, init_weights
+from posetransfer.models.blocks import NormKind, ResidualBlock, conv_unit, init_weights
+from posetransfer.models.generator_config import VISIBILITY_MODES, GeneratorConfig, VisibilityMode
 from posetransfer.models.generator_inputs import (
     check_image_input,
     check_state_dict,
@@ -60,6 +64,7 @@ from posetransfer.models.generator_inputs import (
     visibility_probabilities,
 )
 from posetransfer.models.residual_unet import ResidualDecoder, ResidualEncoder
+from posetransfer.models.stride_padding import crop_to, pad_constant, pad_image, pad_visibility
 from posetransfer.ops.warp import flow_pyramid, warp
 
 __all__ = [
@@ -71,130 +76,7 @@ __all__ = [
     "VisibilityResidual",
 ]
 
-VisibilityMode = Literal["none", "mask", "residual"]
-VISIBILITY_MODES: tuple[str, ...] = ("none", "mask", "residual")
 _BG = int(Visibility.BACKGROUND)
-_PAPER_SIZES = {"deepfashion": ((256, 256), 7, 5), "market": ((128, 64), 5, 4)}
-
-
-def _positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
-@dataclass(frozen=True)
-class GeneratorConfig:
-    """Architecture of :class:`PoseTransferGenerator` (defaults: the fast preset, 256x256).
-
-    Attributes:
-        image_size: ``(H, W)`` of the images; inputs of any other size are rejected. Both must be
-            multiples of ``2**num_levels``.
-        pose_channels: Channels of the target pose maps,
-            :func:`posetransfer.pose.maps.num_pose_channels` of the pose-map config (18).
-        channels: Widths ``(c_0, ..., c_L)`` at strides ``1, 2, ..., 2**L``; ``L = len - 1``
-            down-sampling layers, the last width is the bottleneck's.
-        num_res_blocks: Residual blocks per scale, in each encoder and in the decoder.
-        norm: ``"batch"``, ``"instance"`` or ``"none"``.
-        dual_encoder: Separate pose and appearance encoders (False: the "w/o dual encoder"
-            ablation, one encoder on ``cat(x_src, p_tgt)``, which needs ``use_flow=False``).
-        use_flow: Warp the appearance skips by the flow (False: the "w/o flow" ablation).
-        warp_levels: Number of finest scales whose appearance skips are warped, ``1 .. L``.
-        visibility: ``"none"``, ``"mask"`` or ``"residual"`` (see the module docstring); must be
-            ``"none"`` without ``use_flow``.
-        share_encoder_downsampling: Reuse the pose encoder's down layers in the appearance
-            encoder, as the released code did by accident (for loading its checkpoints).
-        head_kernel: Kernel of the reflection-padded output conv (odd; the original's 7, 3 is
-            ~4x cheaper at full resolution).
-    """
-
-    image_size: tuple[int, int] = (256, 256)
-    pose_channels: int = 18
-    channels: tuple[int, ...] = (16, 32, 64, 128, 128)
-    num_res_blocks: int = 1
-    norm: NormKind = "batch"
-    dual_encoder: bool = True
-    use_flow: bool = True
-    warp_levels: int = 4
-    visibility: VisibilityMode = "residual"
-    share_encoder_downsampling: bool = False
-    head_kernel: int = 3
-
-    def __post_init__(self) -> None:
-        name = type(self).__name__
-        for field in ("image_size", "channels"):  # lists (from code) become tuples
-            value = getattr(self, field)
-            if not isinstance(value, tuple | list):
-                raise ConfigError(f"{name}.{field} must be a list of ints, got {value!r}")
-            object.__setattr__(self, field, tuple(value))
-        if len(self.image_size) != 2 or not all(map(_positive_int, self.image_size)):
-            raise ConfigError(f"{name}.image_size must be 2 positive ints, got {self.image_size!r}")
-        if len(self.channels) < 2 or not all(map(_positive_int, self.channels)):
-            raise ConfigError(
-                f"{name}.channels must list at least 2 positive ints, got {self.channels!r}"
-            )
-        if not _positive_int(self.head_kernel) or self.head_kernel % 2 == 0:
-            raise ConfigError(
-                f"{name}.head_kernel must be an odd int >= 1, got {self.head_kernel!r}"
-            )
-        for field in ("pose_channels", "num_res_blocks", "warp_levels"):
-            if not _positive_int(getattr(self, field)):
-                raise ConfigError(
-                    f"{name}.{field} must be an int >= 1, got {getattr(self, field)!r}"
-                )
-        if self.norm not in NORM_KINDS:
-            raise ConfigError(f"{name}.norm must be one of {NORM_KINDS}, got {self.norm!r}")
-        if self.visibility not in VISIBILITY_MODES:
-            raise ConfigError(
-                f"{name}.visibility must be one of {VISIBILITY_MODES}, got {self.visibility!r}"
-            )
-        if self.warp_levels > self.num_levels:
-            raise ConfigError(
-                f"{name}.warp_levels={self.warp_levels} exceeds the {self.num_levels} encoder "
-                f"scales of channels={self.channels}"
-            )
-        if not self.use_flow and self.visibility != "none":
-            raise ConfigError(
-                f"{name}.visibility={self.visibility!r} acts on warped features; with "
-                "use_flow=False set visibility='none'"
-            )
-        if not self.dual_encoder and (self.use_flow or self.share_encoder_downsampling):
-            raise ConfigError(
-                f"{name}: dual_encoder=False (one encoder on cat(x_src, p_tgt)) needs "
-                "use_flow=False and share_encoder_downsampling=False"
-            )
-        height, width = self.image_size
-        if height % self.stride or width % self.stride:
-            raise ConfigError(
-                f"{name}.image_size={self.image_size} must be divisible by 2**num_levels="
-                f"{self.stride} (channels={self.channels})"
-            )
-
-    @property
-    def num_levels(self) -> int:
-        """Number of down-sampling layers ``L``."""
-        return len(self.channels) - 1
-
-    @property
-    def stride(self) -> int:
-        """Stride ``2**L`` of the bottleneck."""
-        return 2**self.num_levels
-
-    @classmethod
-    def paper(cls, dataset: Literal["deepfashion", "market"] = "deepfashion") -> GeneratorConfig:
-        """The original full generator: nf 32, max 128, 2 residual blocks per scale, 7 scales
-        and 5 warped on DeepFashion 256x256 (11.88 M parameters with shared down layers, 12.66 M
-        without), 5 and 4 on Market 128x64."""
-        if dataset not in _PAPER_SIZES:
-            raise ConfigError(f"dataset must be one of {tuple(_PAPER_SIZES)}, got {dataset!r}")
-        size, levels, warped = _PAPER_SIZES[dataset]
-        channels = tuple(min(32 * (lv + 1), 128) for lv in range(levels + 1))
-        return cls(
-            image_size=size,
-            channels=channels,
-            num_res_blocks=2,
-            warp_levels=warped,
-            visibility="residual",
-            head_kernel=7,
-        )
 
 
 @dataclass
@@ -312,12 +194,19 @@ class PoseTransferGenerator(nn.Module):
                 ``cfg.use_flow`` and a visibility mode other than ``"none"``.
 
         Returns:
-            :class:`GeneratorOutput` with ``image`` = ``coarse`` = ``tanh`` of the head.
+            :class:`GeneratorOutput` with ``image`` = ``coarse`` = ``tanh`` of the head,
+            ``(B, 3, H, W)``. Sizes that are not multiples of ``cfg.stride`` run padded at the
+            bottom/right (``x_src`` replicated, pose maps and flow zero, visibility BACKGROUND)
+            and the image is cropped back; multiples run unpadded.
 
         Raises:
             ValueError: On a wrong image size, channel count, batch size or a missing input.
         """
         self._check_inputs(x_src, pose_tgt, flow, vis)
+        size, stride = tuple(x_src.shape[-2:]), self.cfg.stride
+        x_src, pose_tgt = pad_image(x_src, stride), pad_constant(pose_tgt, stride)
+        if self.cfg.use_flow:
+            flow, vis = pad_constant(flow, stride), pad_visibility(vis, stride)
         if self.cfg.dual_encoder:
             pose_bottom, pose_skips = self.pose_encoder(pose_tgt)
             app_bottom, app_skips = self.encode_appearance(x_src, flow, vis)
@@ -328,7 +217,7 @@ class PoseTransferGenerator(nn.Module):
             ]
         else:
             x, sides = self.encoder(torch.cat((x_src, pose_tgt), dim=1))
-        image = torch.tanh(self.head(self.decoder(x, sides)))
+        image = crop_to(torch.tanh(self.head(self.decoder(x, sides))), size)
         return GeneratorOutput(image=image, coarse=image)
 
     def encode_appearance(
@@ -337,7 +226,8 @@ class PoseTransferGenerator(nn.Module):
         """Appearance encoder with warped, visibility-processed skips (dual encoder only).
 
         Args:
-            x_src: ``(B, 3, H, W)`` source image.
+            x_src: ``(B, 3, H, W)`` source image, ``H``, ``W`` multiples of ``cfg.stride``
+                (:meth:`forward` pads other sizes before calling this).
             flow: ``(B, 2, H, W)`` flow in pixels (unused without ``cfg.use_flow``).
             vis: Visibility codes or probabilities as in :meth:`forward`.
 

@@ -14,7 +14,9 @@ here that is the training stage's business (run the generator under ``no_grad``)
 
 Differences from the original: visibility enters as 3 class-probability channels instead of one
 raw 0/1/2 label channel; the optional flow input is divided by :data:`FLOW_INPUT_SCALE` (the
-flow regressor's output unit of 20 px) instead of raw pixels; widths are configurable.
+flow regressor's output unit of 20 px) instead of raw pixels; widths are configurable; any image
+size is accepted (the mask network's inputs are padded to a multiple of its stride and the mask
+cropped back, :mod:`posetransfer.models.stride_padding`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from posetransfer.models.generator_inputs import (
     visibility_probabilities,
 )
 from posetransfer.models.residual_unet import ResidualDecoder, ResidualEncoder
+from posetransfer.models.stride_padding import crop_to, pad_constant, pad_image, pad_visibility
 from posetransfer.ops.warp import warp
 
 __all__ = [
@@ -70,7 +73,7 @@ class PixelWarpConfig:
         enabled: Build the refiner (False: the "w/o pixel warping" ablation; the output is the
             generator's coarse image).
         channels: Widths ``(c_0, ..., c_L)`` of the residual U-Net at strides ``1 .. 2**L``;
-            image sizes must be multiples of ``2**L``.
+            other image sizes than multiples of ``2**L`` are padded to one.
         num_res_blocks: Residual blocks per scale.
         norm: ``"batch"``, ``"instance"`` or ``"none"``.
         flow_input: Also feed the flow (2 channels) to the mask network, as the original did.
@@ -106,7 +109,7 @@ class PixelWarpConfig:
 
     @property
     def stride(self) -> int:
-        """Stride ``2**L`` of the bottleneck; image sizes must be multiples of it."""
+        """Stride ``2**L`` of the bottleneck; other image sizes are padded to multiples of it."""
         return 2 ** (len(self.channels) - 1)
 
     @classmethod
@@ -184,20 +187,28 @@ class PixelWarpRefiner(nn.Module):
 
         Args:
             warped_src: ``(B, 3, H, W)`` output of :func:`warp_source_image`.
-            coarse: ``(B, 3, H, W)`` generator output; ``H``, ``W`` multiples of ``cfg.stride``.
+            coarse: ``(B, 3, H, W)`` generator output; any ``H``, ``W`` (other sizes than
+                multiples of ``cfg.stride`` run padded at the bottom/right: ``coarse``
+                replicated, ``warped_src`` :data:`BLANK_VALUE`, visibility BACKGROUND, flow 0).
             vis: ``(B, H, W)`` codes or ``(B, 3, H, W)`` probabilities.
             flow: ``(B, 2, H, W)`` flow in pixels; used when ``cfg.flow_input``.
 
         Returns:
             ``(B, 1, H, W)`` logits.
         """
-        inputs = [warped_src, coarse, visibility_probabilities(vis, 1)[0].to(coarse.dtype)]
+        size, stride = tuple(coarse.shape[-2:]), self.cfg.stride
+        vis_probs = visibility_probabilities(pad_visibility(vis, stride), 1)[0]
+        inputs = [
+            pad_constant(warped_src, stride, BLANK_VALUE),
+            pad_image(coarse, stride),
+            vis_probs.to(coarse.dtype),
+        ]
         if self.cfg.flow_input:
             if flow is None:
                 raise ValueError("PixelWarpRefiner: flow is required with cfg.flow_input=True")
-            inputs.append(flow / FLOW_INPUT_SCALE)
+            inputs.append(pad_constant(flow, stride) / FLOW_INPUT_SCALE)
         bottom, skips = self.encoder(torch.cat(inputs, dim=1))
-        return self.head(self.decoder(bottom, skips))
+        return crop_to(self.head(self.decoder(bottom, skips)), size)
 
     def forward(
         self,
@@ -219,7 +230,7 @@ class PixelWarpRefiner(nn.Module):
             ``mask = m`` set.
 
         Raises:
-            ValueError: On mismatched shapes or a size that is not a multiple of ``cfg.stride``.
+            ValueError: On mismatched shapes.
         """
         self._check_inputs(x_src, out.coarse, flow, vis)
         warped = warp_source_image(x_src, flow, vis)
@@ -244,11 +255,6 @@ class PixelWarpRefiner(nn.Module):
         size = tuple(x_src.shape[-2:])
         check_image_input("coarse", coarse, 3, size, batch, owner)
         check_image_input("flow", flow, 2, size, batch, owner)
-        if size[0] % self.cfg.stride or size[1] % self.cfg.stride:
-            raise ValueError(
-                f"{owner}: image size (H, W)={size} must be divisible by 2**(len(channels)-1)="
-                f"{self.cfg.stride} (channels={self.cfg.channels})"
-            )
         check_visibility_input(vis, batch, size, owner)
 
 
