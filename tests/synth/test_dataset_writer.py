@@ -234,22 +234,6 @@ def test_cli_merge_only_and_errors(tmp_path: Path, body_model, capsys) -> None:
     assert "num_people must be >= 2" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(
-    ("field", "value"),
-    [("num_people", 1), ("poses_per_person", 1), ("size", (8, 8)), ("test_fraction", 1.0),
-     ("prefix", "synth-"), ("view_mix", (0.0, 0.0, 0.0)), ("height_fraction", (0.9, 0.8))],
-)  # fmt: skip
-def test_config_rejects_bad_values(field: str, value: object) -> None:
-    with pytest.raises(ValueError, match=field):
-        SyntheticConfig(**{field: value})
-
-
-def test_split_sizes() -> None:
-    assert SyntheticConfig(num_people=300).num_test == 45
-    assert SyntheticConfig(num_people=2, test_fraction=0.01).num_test == 1
-    assert SyntheticConfig(num_people=3, test_fraction=0.99).num_test == 2
-
-
 def test_jpeg_and_textured_backgrounds_load(tmp_path: Path, body_model) -> None:
     cfg = dataclasses.replace(
         CONFIG, num_people=2, poses_per_person=2, size=(64, 48), image_format="jpg",
