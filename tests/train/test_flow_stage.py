@@ -152,8 +152,9 @@ def test_config_checks_channels_and_image_size(
 ) -> None:
     with pytest.raises(ConfigError, match=r"model.in_channels=36 .* set model.in_channels=74"):
         FlowStageConfig(data=FlowDataConfig(pose_map=PoseMapConfig(limbs=True)))
-    deep = dataclasses.replace(tiny_cfg, model=FlowRegressorConfig(base_channels=4, num_levels=4))
-    with pytest.raises(ConfigError, match=r"is 64x48 .* not a multiple of the model's stride 32"):
+    # The model pads to its stride (64 here); the loss's coarsest level (stride 32) must fit.
+    deep = dataclasses.replace(tiny_cfg, model=FlowRegressorConfig(base_channels=4, num_levels=5))
+    with pytest.raises(ConfigError, match=r"is 64x48 .* not a multiple of 32 = 2\*\*model"):
         train_flow(deep, synth, tmp_path / "run")
 
 

@@ -212,7 +212,8 @@ class PoseTransferPipeline:
         if x_src.ndim != 4 or tuple(x_src.shape[-2:]) != size:
             raise ValueError(
                 f"source images have shape {tuple(x_src.shape)}, but the model takes (B, 3, "
-                f"{size[0]}, {size[1]}) (generator.image_size of the run's config)"
+                f"{size[0]}, {size[1]}) (generator.image_size of the run's config); bring photos "
+                "of other sizes into that frame with posetransfer.infer.framing.Frame"
             )
         dev, fmt = self.device, self.memory_format
         x_src = x_src.to(dev, memory_format=fmt)

@@ -313,16 +313,18 @@ def make_flow_datasets(
 
 
 def _check_size(dataset: PairSubset, model: FlowRegressorConfig) -> None:
-    """Fail early, naming the pair, when the images do not fit the model's stride."""
+    """Fail early, naming the pair, when the images do not fit the flow loss's coarsest level
+    (the model itself pads any size to its stride)."""
     if not len(dataset):
         raise ValueError("the training set is empty")
     sample = dataset[0]
     height, width = sample.target_image.shape[-2:]
-    if height % model.stride or width % model.stride:
+    coarsest = 2**model.num_levels  # stride of the loss's coarsest ground-truth pyramid level
+    if height % coarsest or width % coarsest:
         raise ConfigError(
             f"pair ({sample.source_name}, {sample.target_name}) is {height}x{width} after "
-            f"data.protocol, not a multiple of the model's stride {model.stride} "
-            f"(2**(model.num_levels+1)); pick another protocol or model.num_levels"
+            f"data.protocol, not a multiple of {coarsest} = 2**model.num_levels (the coarsest "
+            "flow-loss level); pick another protocol or model.num_levels"
         )
 
 

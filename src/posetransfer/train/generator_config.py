@@ -212,13 +212,6 @@ class GeneratorStageConfig:
                 f"data.protocol={self.data.protocol!r} gives {size[0]}x{size[1]} images but "
                 f"generator.image_size={[height, width]}; set generator.image_size={size}"
             )
-        if self.pixel_warp.enabled and (
-            height % self.pixel_warp.stride or width % self.pixel_warp.stride
-        ):
-            raise ConfigError(
-                f"generator.image_size={self.generator.image_size} must be divisible by the "
-                f"pixel-warp stride {self.pixel_warp.stride} (pixel_warp.channels)"
-            )
         steps = self.schedule.coarse_steps
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
             raise ConfigError(f"schedule.coarse_steps must be an int >= 0, got {steps!r}")

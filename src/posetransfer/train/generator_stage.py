@@ -346,12 +346,6 @@ def _flow_network(cfg: GeneratorStageConfig) -> tuple[FlowRegressor | None, Pose
             "train-flow` run); it is needed with generator.use_flow or pixel_warp.enabled"
         )
     net, pose_map = load_flow_run(cfg.flow.checkpoint, cfg.flow.which, "cpu")
-    stride = net.cfg.stride
-    if any(side % stride for side in cfg.generator.image_size):
-        raise ConfigError(
-            f"generator.image_size={cfg.generator.image_size} is not divisible by the stride "
-            f"{stride} of the flow regressor in {cfg.flow.checkpoint}"
-        )
     logger.info(
         "flow regressor from %s, %s",
         cfg.flow.checkpoint,
