@@ -1,12 +1,10 @@
-"""Reading and checking what ``synth-flow`` fits: keypoint files record by record, image headers.
+"""Reading what ``synth-flow`` fits: keypoint files, record by record when a record is bad.
 
 Keypoint files are read by the strict readers of :mod:`posetransfer.data.formats` first. When
 they refuse a file because of single records (NaN or negative coordinates, a malformed row, a
 name listed twice with different keypoints), it is read again record by record: good records are
 kept and each bad one gets a reason ``"<category>: <detail>"`` that ends up in the manifest.
-
-Images are checked without decoding pixels: the file must exist, its header must be readable,
-and every valid keypoint must lie inside it (``0 <= x < W``, ``0 <= y < H``).
+The images themselves are checked by :func:`posetransfer.synth.flow_fits.check_image`.
 """
 
 from __future__ import annotations
@@ -14,21 +12,16 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
 
-from posetransfer.conventions import NUM_KEYPOINTS, Keypoint
+from posetransfer.conventions import NUM_KEYPOINTS
 from posetransfer.data.diaf_formats import read_pose_label
 from posetransfer.data.formats import ANNOTATION_HEADER, FormatError, read_annotation_csv
 from posetransfer.data.safe_pickle import safe_load
 from posetransfer.pose.keypoints import Pose
 
-if TYPE_CHECKING:
-    from posetransfer.synth.flow_plan import ImageItem
-
-__all__ = ["check_image", "read_keypoints"]
+__all__ = ["read_keypoints"]
 
 logger = logging.getLogger(__name__)
 
@@ -152,39 +145,3 @@ def read_keypoints(path: Path, layout: str) -> tuple[dict[str, Pose], dict[str, 
             raise  # the file as a whole is unusable
         logger.warning("%s; reading the file record by record and skipping bad records", exc)
         return tolerant(path)
-
-
-def check_image(item: ImageItem) -> tuple[tuple[int, int] | None, str | None]:
-    """Check that an image can be fitted, reading its header only.
-
-    Args:
-        item: A planned image.
-
-    Returns:
-        ``((H, W), None)`` when it can be fitted, else ``(None or (H, W), reason)``.
-    """
-    if item.problem is not None or item.pose is None:
-        return None, item.problem or "no keypoints"
-    if item.path is None:
-        return None, f"image file not found: {item.name!r} in {item.image_dir}"
-    try:
-        with Image.open(item.path) as image:
-            width, height = image.size
-    except OSError as exc:
-        return None, f"unreadable image: {item.path}: {exc}"
-    return (height, width), _outside(item, height, width)
-
-
-def _outside(item: ImageItem, height: int, width: int) -> str | None:
-    """Why the valid keypoints of ``item`` do not all lie in a ``height x width`` image."""
-    assert item.pose is not None
-    xy, valid = item.pose.xy, item.pose.valid
-    inside = (xy[:, 0] >= 0) & (xy[:, 0] < width) & (xy[:, 1] >= 0) & (xy[:, 1] < height)
-    bad = np.flatnonzero(valid & ~inside)
-    if len(bad) == 0:
-        return None
-    k = int(bad[0])
-    return (
-        f"keypoints outside the image: {Keypoint(k).name.lower()} at ({xy[k, 0]:.1f}, "
-        f"{xy[k, 1]:.1f}) and {len(bad) - 1} more, image {item.path} is {width}x{height} (WxH)"
-    )

@@ -4,9 +4,10 @@ The output folders and files are described in :mod:`posetransfer.synth.flow_outp
 
 Stages (:func:`synthesize_flows`, plan from :func:`~posetransfer.synth.flow_plan.build_plan`):
 
-1. *Fit*: each chunk of the shard is fitted in one batch (images grouped by size). Before that,
-   every image is checked: its file must exist and all its valid keypoints must lie inside it
-   (the size comes from the image header; pixels are never decoded).
+1. *Fit* (:mod:`posetransfer.synth.flow_fits`): each chunk of the shard is fitted in one batch
+   (images grouped by size). Before that, every image is checked: its file must exist and all
+   its valid keypoints must lie inside it (the size comes from the image header; pixels are never
+   decoded).
 2. *Render*: for each block of the shard, the converged bodies of all the block's images are
    posed in fixed batches, then each pair is rendered (:func:`~posetransfer.render.render_pair`)
    and written; one writer thread compresses and writes (with fsync) the previous few flow files
@@ -32,8 +33,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import Counter, OrderedDict, deque
-from collections.abc import Iterable, Iterator
+from collections import Counter, deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 
@@ -44,13 +45,12 @@ from tqdm.auto import tqdm
 
 from posetransfer.body.anny_model import BodyModel
 from posetransfer.body.fit_result import FitResult
-from posetransfer.body.fitting import fit_keypoints
 from posetransfer.body.params import BodyParams
 from posetransfer.data.flow_files import write_corr, write_flow
 from posetransfer.io import atomic_write_text
 from posetransfer.render.bodies import body_image_vertices
 from posetransfer.render.correspondence import render_pair
-from posetransfer.synth.flow_inputs import check_image
+from posetransfer.synth.flow_fits import ImageFits
 from posetransfer.synth.flow_output import (
     ManifestEntry,
     SynthFlowConfig,
@@ -61,7 +61,7 @@ from posetransfer.synth.flow_output import (
     read_manifest,
     resolve_shard,
 )
-from posetransfer.synth.flow_plan import ImageItem, PairItem, SynthPlan
+from posetransfer.synth.flow_plan import PairItem, SynthPlan
 
 __all__ = [
     "ManifestEntry",
@@ -76,7 +76,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_FIT_CACHE_SIZE = 4096
 #: Flow files being compressed and written by the writer thread while the next pairs render.
 _MAX_PENDING_WRITES = 4
 
@@ -90,7 +89,7 @@ def _scale_xy(verts: Tensor, fitted: tuple[int, int], size: tuple[int, int]) -> 
 
 
 class _Run:
-    """The state of one shard's run: fit cache, counters and manifest."""
+    """The state of one shard's run: its fits, the pair counters, the manifest and the writer."""
 
     def __init__(
         self,
@@ -102,121 +101,12 @@ class _Run:
         refit: bool,
     ) -> None:
         self.model, self.plan, self.out, self.cfg = model, plan, out, cfg
-        self.size, self.refit = size, refit
+        self.size = size
         self.manifest: list[ManifestEntry] = []
-        self.images = Counter(total=0, fitted=0, skipped=0, failed=0)
+        self.fits = ImageFits(model, plan, out, cfg, refit, self.manifest)
         self.pairs = Counter(total=0, rendered=0, skipped=0, failed=0)
-        self.errors: list[float] = []
-        self._fits: OrderedDict[str, FitResult | str] = OrderedDict()
-        self._checks: dict[str, tuple[tuple[int, int] | None, str | None]] = {}
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="synth-flow-write")
         self._pending: deque[tuple[PairItem, Future[None]]] = deque()
-
-    # ----------------------------------------------------------------------------- images
-    def check_image(self, item: ImageItem) -> tuple[tuple[int, int] | None, str | None]:
-        """:func:`~posetransfer.synth.flow_inputs.check_image`, once per image."""
-        if item.key not in self._checks:
-            self._checks[item.key] = check_image(item)
-        return self._checks[item.key]
-
-    def _load_fit(self, item: ImageItem) -> FitResult | None:
-        path = self.out.fit_path(item)
-        if not path.is_file():
-            return None
-        try:
-            fit = FitResult.load(path)
-        except ValueError as exc:
-            logger.warning("ignoring an unreadable fit file: %s", exc)
-            return None
-        if len(fit) != 1:
-            logger.warning("ignoring %s: it holds %d fits, not 1", path, len(fit))
-            return None
-        return fit
-
-    def fit_chunk(self, index: int) -> tuple[dict[str, FitResult | str], set[str]]:
-        """Fit (or load) the images of chunk ``index``.
-
-        Missing fit files are written. Whenever one is missing, the whole chunk is fitted, so an
-        image's batch never depends on what was already on disk. Without ``refit`` only stored
-        fits are loaded and no image is read.
-
-        Returns:
-            Key -> fit or failure reason, and the keys fitted now.
-        """
-        items = self.plan.chunk(index)
-        results: dict[str, FitResult | str] = {}
-        groups: dict[tuple[int, int], list[ImageItem]] = {}
-        for item in items:
-            if not self.refit:
-                stored = self._load_fit(item) if item.problem is None else None
-                if stored is not None:
-                    results[item.key] = stored
-                else:
-                    results[item.key] = (
-                        item.problem or f"no stored fit: {self.out.fit_path(item)} does not exist"
-                    )
-                continue
-            size, problem = self.check_image(item)
-            if problem is not None or size is None:
-                results[item.key] = problem or "unreadable image"
-            else:
-                groups.setdefault(size, []).append(item)
-        loaded = {g.key: self._load_fit(g) for group in groups.values() for g in group}
-        fitted: set[str] = set()
-        if any(fit is None for fit in loaded.values()):
-            for size in sorted(groups):
-                group = groups[size]
-                poses = [g.pose for g in group if g.pose is not None]
-                xy = torch.from_numpy(np.stack([p.xy for p in poses]))
-                valid = torch.from_numpy(np.stack([p.valid for p in poses])).float()
-                fits = fit_keypoints(self.model, xy, valid, size, self.cfg.fit)
-                for k, item in enumerate(group):
-                    if loaded[item.key] is None:
-                        loaded[item.key] = fits.select([k])
-                        loaded[item.key].save(self.out.fit_path(item))  # type: ignore[union-attr]
-                        fitted.add(item.key)
-        results.update({key: fit for key, fit in loaded.items() if fit is not None})
-        return results, fitted
-
-    def fit_of(self, item: ImageItem) -> FitResult | str:
-        """The fit of an image (loaded, or fitted with its chunk), or why there is none."""
-        cached = self._fits.get(item.key)
-        if cached is not None:
-            self._fits.move_to_end(item.key)
-            return cached
-        fit: FitResult | str | None = self._load_fit(item)
-        if fit is None:
-            results, _ = self.fit_chunk(self.plan.chunk_of(item.name))
-            fit = results[item.key]
-        if isinstance(fit, FitResult) and not bool(fit.converged[0]):
-            fit = fit.reason[0] or "did not converge"
-        self._fits[item.key] = fit
-        if len(self._fits) > _FIT_CACHE_SIZE:
-            self._fits.popitem(last=False)
-        return fit
-
-    def fit_stage(self, chunks: Iterable[int]) -> Iterator[int]:
-        """Fit this shard's chunks and record their images' outcomes; yields chunk sizes."""
-        for index in chunks:
-            results, fitted = self.fit_chunk(index)
-            for item in self.plan.chunk(index):
-                value = results[item.key]
-                self.images["total"] += 1
-                if isinstance(value, FitResult):
-                    if bool(value.attempted[0]):
-                        self.errors.append(float(value.reprojection_error[0]))
-                    if bool(value.converged[0]):
-                        self.images["fitted" if item.key in fitted else "skipped"] += 1
-                    else:
-                        self._fail_image(item, value.reason[0] or "did not converge", "fit")
-                else:
-                    self._fail_image(item, value, "plan" if item.problem else "fit")
-            yield len(self.plan.chunk(index))
-
-    def _fail_image(self, item: ImageItem, reason: str, stage: str) -> None:
-        logger.debug("image %s failed (%s): %s", item.name, stage, reason)
-        self.images["failed"] += 1
-        self.manifest.append(ManifestEntry("image", item.name, stage, reason))
 
     # ----------------------------------------------------------------------------- pairs
     def _block_vertices(self, keys: list[str], fits: dict[str, FitResult]) -> dict[str, Tensor]:
@@ -248,7 +138,7 @@ class _Run:
             return
         # every image of the block, done or not, so the posing batches never change
         names = sorted({n for p in pairs if p.problem is None for n in (p.source, p.target)})
-        status = {n: self.fit_of(self.plan.image(n)) for n in names}
+        status = {n: self.fits.fit_of(self.plan.image(n)) for n in names}
         good = {self.plan.image(n).key: f for n, f in status.items() if isinstance(f, FitResult)}
         verts = self._block_vertices(sorted(good), good)
         for pair in pending:
@@ -362,7 +252,7 @@ def synthesize_flows(
     start = fit_done = time.perf_counter()
     try:
         with _bar(sum(len(plan.chunk(c)) for c in chunks), "fit images", progress) as bar:
-            for count in run.fit_stage(chunks):
+            for count in run.fits.fit_stage(chunks):
                 bar.update(count)
         fit_done = time.perf_counter()
         with _bar(sum(len(plan.block(b)) for b in blocks), "render pairs", progress) as bar:
@@ -377,9 +267,9 @@ def synthesize_flows(
     summary = SynthSummary(
         shard=out.shard,
         num_shards=out.num_shards,
-        images=dict(run.images),
+        images=dict(run.fits.images),
         pairs=dict(run.pairs),
-        fit_error_px=percentiles(run.errors),
+        fit_error_px=percentiles(run.fits.errors),
         failures=dict(Counter(entry.category for entry in run.manifest)),
         seconds={"fit": fit_done - start, "render": end - fit_done, "total": end - start},
         manifest=str(out.manifest_path),
@@ -397,11 +287,12 @@ def synthesize_flows(
     lines = "".join(json.dumps(asdict(entry)) + "\n" for entry in run.manifest)
     atomic_write_text(out.manifest_path, lines)
     atomic_write_text(out.summary_path, json.dumps(summary.to_dict(), indent=2) + "\n")
+    images = run.fits.images
     logger.info(
         "synth-flow shard %d/%d: %d/%d images fitted (%d skipped, %d failed), %d/%d pairs rendered "
         "(%d skipped, %d failed) in %.1f s; manifest %s",
-        out.shard + 1, out.num_shards, run.images["fitted"], run.images["total"],
-        run.images["skipped"], run.images["failed"], run.pairs["rendered"], run.pairs["total"],
-        run.pairs["skipped"], run.pairs["failed"], end - start, out.manifest_path,
+        out.shard + 1, out.num_shards, images["fitted"], images["total"], images["skipped"],
+        images["failed"], run.pairs["rendered"], run.pairs["total"], run.pairs["skipped"],
+        run.pairs["failed"], end - start, out.manifest_path,
     )  # fmt: skip
     return summary
