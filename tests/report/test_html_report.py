@@ -24,7 +24,6 @@ from posetransfer.report.html_report import (
     GridRow,
     ReportData,
     Section,
-    metric_higher_is_better,
     write_report,
 )
 from tests.browser import load_in_chromium
@@ -199,24 +198,6 @@ def test_direction_override_and_unknown_metric(tmp_path: Path) -> None:
     assert page.cells[("b", "score")][1]
 
 
-@pytest.mark.parametrize(
-    ("name", "higher"),
-    [
-        ("ssim", True),
-        ("mask_ssim", True),
-        ("ssim_256", True),
-        ("psnr", True),
-        ("l1", False),
-        ("mask_lpips", False),
-        ("fid", False),
-        ("kid", False),
-        ("runtime", None),
-    ],
-)
-def test_metric_direction(name: str, higher: bool | None) -> None:
-    assert metric_higher_is_better(name) is higher
-
-
 def test_image_files_are_copied_and_stale_assets_removed(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     jpeg = tmp_path / "photo.JPG"
@@ -243,32 +224,6 @@ def test_missing_cells_and_empty_parts(tmp_path: Path) -> None:
     assert html_text.count('class="cell empty"') == 2
     assert 'id="metrics"' not in html_text and 'id="curves"' not in html_text
     assert 'id="timings"' not in html_text and 'id="samples"' in html_text
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "error", "message"),
-    [
-        ({"title": " "}, ValueError, "title must be a non-empty string"),
-        (
-            {"grids": [GridRow("p0", {"out": np.zeros((4, 4), np.uint8)})]},
-            ValueError,
-            r"grids\[0\] \('p0'\) column 'out': expected a non-empty \(H, W, 3\) uint8",
-        ),
-        (
-            {"grids": [GridRow("p0", {"out": np.zeros((4, 4, 3), np.float32)})]},
-            ValueError,
-            "dtype float32",
-        ),
-        ({"grids": [GridRow("p0", {"out": 3})]}, ValueError, "got <class 'int'>"),
-        ({"grids": [GridRow("p0", {})]}, ValueError, r"grids\[0\] must be a GridRow with images"),
-        ({"metrics": {"full": {"ssim": "0.8"}}}, ValueError, r"metrics\['full'\]\['ssim'\]"),
-        ({"metrics": {"full": {"ssim": True}}}, ValueError, "must be a number or None"),
-        ({"timings": {"train": -1.0}}, ValueError, r"timings\['train'\] must be a non-negative"),
-    ],
-)
-def test_bad_report_data(kwargs: dict, error: type[Exception], message: str) -> None:
-    with pytest.raises(error, match=message):
-        ReportData(**{"title": "t", **kwargs})
 
 
 def test_bad_files_name_row_and_column(tmp_path: Path) -> None:
