@@ -307,3 +307,35 @@ def test_training_at_an_odd_size_reaches_every_parameter() -> None:
     for net in (gen, refiner):
         grads = [p.grad for p in net.parameters()]
         assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+# ------------------------------------------------------------------ person-free background
+
+
+@torch.no_grad()
+def test_background_replaces_the_skips_where_the_target_is_background() -> None:
+    net = PoseTransferGenerator(TINY).eval()
+    x_src, pose, flow, vis = _inputs(TINY, seed=3)
+    plain = net(x_src, pose, flow, vis).image
+    # the source itself as the background changes nothing, bit for bit
+    assert torch.equal(net(x_src, pose, flow, vis, background=x_src).image, plain)
+    other = torch.rand_like(x_src) * 2 - 1
+    # no background pixel in the target: the background image is not used
+    visible = torch.full_like(vis, int(Visibility.VISIBLE))
+    assert torch.equal(
+        net(x_src, pose, flow, visible, background=other).image,
+        net(x_src, pose, flow, visible).image,
+    )
+    # an all-background target takes its skips from the background image
+    empty = torch.full_like(vis, int(Visibility.BACKGROUND))
+    with_bg = net(x_src, pose, flow, empty, background=other).image
+    assert not torch.allclose(with_bg, net(x_src, pose, flow, empty).image)
+
+
+def test_background_needs_flow_visibility_and_a_matching_shape() -> None:
+    x_src, pose, flow, vis = _inputs(TINY)
+    with pytest.raises(ValueError, match="background has shape"):
+        PoseTransferGenerator(TINY)(x_src, pose, flow, vis, background=x_src[:1])
+    cfg = replace(TINY, visibility="none")
+    with pytest.raises(ValueError, match="background needs"):
+        PoseTransferGenerator(cfg)(x_src, pose, flow, vis, background=x_src)

@@ -180,6 +180,7 @@ class PoseTransferGenerator(nn.Module):
         pose_tgt: torch.Tensor,
         flow: torch.Tensor | None = None,
         vis: torch.Tensor | None = None,
+        background: torch.Tensor | None = None,
     ) -> GeneratorOutput:
         """Render the source person in the target pose.
 
@@ -192,6 +193,11 @@ class PoseTransferGenerator(nn.Module):
             vis: Target visibility, ``(B, H, W)`` integer :class:`Visibility` codes or
                 ``(B, 3, H, W)`` class probabilities (softmax or one-hot); required with
                 ``cfg.use_flow`` and a visibility mode other than ``"none"``.
+            background: Optional ``(B, 3, H, W)`` source image with the person removed (e.g.
+                inpainted). Where the target is BACKGROUND, the appearance skips then come from
+                this image's features instead of the source's at the same place (zero flow), so
+                no ghost of the source person stays where they stood. Needs the dual encoder,
+                flow and visibility; None (training) leaves the network unchanged.
 
         Returns:
             :class:`GeneratorOutput` with ``image`` = ``coarse`` = ``tanh`` of the head,
@@ -203,13 +209,16 @@ class PoseTransferGenerator(nn.Module):
             ValueError: On a wrong image size, channel count, batch size or a missing input.
         """
         self._check_inputs(x_src, pose_tgt, flow, vis)
+        if background is not None:
+            self._check_background(background, x_src)
+            background = pad_image(background, self.cfg.stride)
         size, stride = tuple(x_src.shape[-2:]), self.cfg.stride
         x_src, pose_tgt = pad_image(x_src, stride), pad_constant(pose_tgt, stride)
         if self.cfg.use_flow:
             flow, vis = pad_constant(flow, stride), pad_visibility(vis, stride)
         if self.cfg.dual_encoder:
             pose_bottom, pose_skips = self.pose_encoder(pose_tgt)
-            app_bottom, app_skips = self.encode_appearance(x_src, flow, vis)
+            app_bottom, app_skips = self.encode_appearance(x_src, flow, vis, background)
             x = self.fuse(torch.cat((pose_bottom, app_bottom), dim=1))
             sides = [
                 [torch.cat(pair, dim=1) for pair in zip(p, a, strict=True)]
@@ -221,7 +230,11 @@ class PoseTransferGenerator(nn.Module):
         return GeneratorOutput(image=image, coarse=image)
 
     def encode_appearance(
-        self, x_src: torch.Tensor, flow: torch.Tensor | None, vis: torch.Tensor | None
+        self,
+        x_src: torch.Tensor,
+        flow: torch.Tensor | None,
+        vis: torch.Tensor | None,
+        background: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
         """Appearance encoder with warped, visibility-processed skips (dual encoder only).
 
@@ -230,6 +243,7 @@ class PoseTransferGenerator(nn.Module):
                 (:meth:`forward` pads other sizes before calling this).
             flow: ``(B, 2, H, W)`` flow in pixels (unused without ``cfg.use_flow``).
             vis: Visibility codes or probabilities as in :meth:`forward`.
+            background: Optional person-free source ``(B, 3, H, W)`` (see :meth:`forward`).
 
         Returns:
             The un-warped bottleneck features ``(B, c_L, H / 2**L, W / 2**L)`` and the skips:
@@ -242,6 +256,8 @@ class PoseTransferGenerator(nn.Module):
         levels = self.cfg.warp_levels
         flows = flow_pyramid(flow, levels)
         probs = None if self.cfg.visibility == "none" else visibility_probabilities(vis, levels)
+        if background is not None:
+            skips = self._background_skips(skips, background, vis)
         for lv in range(levels):
             warped = [warp(s, flows[lv]) for s in skips[lv]]
             if self.cfg.visibility == "mask":
@@ -253,6 +269,34 @@ class PoseTransferGenerator(nn.Module):
                 ]
             skips[lv] = warped
         return bottom, skips
+
+    def _background_skips(
+        self, skips: list[list[torch.Tensor]], background: torch.Tensor, vis: torch.Tensor
+    ) -> list[list[torch.Tensor]]:
+        """Skips with the person-free features where the target is BACKGROUND.
+
+        Background pixels keep their place (zero flow), so warping a background feature is the
+        identity up to interpolation: blending before the warp with the target's background
+        probability at each level gives the person-free features there, the source's elsewhere.
+        """
+        _, bg_skips = self.app_encoder(background)
+        probs = visibility_probabilities(vis, len(skips))
+        out = []
+        for lv, (level, bg_level) in enumerate(zip(skips, bg_skips, strict=True)):
+            p_bg = probs[lv][:, _BG : _BG + 1].to(level[0].dtype)
+            out.append([s + p_bg * (b - s) for s, b in zip(level, bg_level, strict=True)])
+        return out
+
+    def _check_background(self, background: torch.Tensor, x_src: torch.Tensor) -> None:
+        cfg = self.cfg
+        if not (cfg.dual_encoder and cfg.use_flow and cfg.visibility != "none"):
+            raise ValueError(
+                "background needs GeneratorConfig.dual_encoder, use_flow and a visibility mode"
+            )
+        if background.shape != x_src.shape:
+            raise ValueError(
+                f"background has shape {tuple(background.shape)}, x_src {tuple(x_src.shape)}"
+            )
 
     def load_state_dict(
         self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False

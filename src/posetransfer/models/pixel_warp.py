@@ -270,6 +270,7 @@ def transfer(
     pose_tgt: torch.Tensor,
     flow: torch.Tensor | None,
     vis: torch.Tensor | None,
+    background: torch.Tensor | None = None,
 ) -> GeneratorOutput:
     """Generator, then the pixel-warp refiner if given.
 
@@ -280,11 +281,13 @@ def transfer(
         pose_tgt: ``(B, C, H, W)`` target pose maps.
         flow: ``(B, 2, H, W)`` target -> source flow in pixels (None without flow).
         vis: ``(B, H, W)`` visibility codes (None without flow).
+        background: Optional ``(B, 3, H, W)`` person-free source for the generator's
+            background skips (:meth:`PoseTransferGenerator.forward`).
 
     Returns:
         The output (``image`` refined when ``refiner`` is given).
     """
-    out = generator(x_src, pose_tgt, flow, vis)
+    out = generator(x_src, pose_tgt, flow, vis, background)
     if refiner is not None:
         if flow is None or vis is None:
             raise ValueError("the pixel-warp refiner needs flow and visibility")
