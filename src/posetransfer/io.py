@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 __all__ = [
+    "PathLike",
     "atomic_open",
     "atomic_write_bytes",
     "atomic_write_text",
@@ -24,6 +25,9 @@ __all__ = [
     "uint8_to_tensor",
     "write_npz",
 ]
+
+#: A file or folder argument: a ``str`` or any ``os.PathLike`` (``pathlib.Path``).
+PathLike = str | os.PathLike[str]
 
 
 @contextlib.contextmanager

@@ -3,7 +3,8 @@
 Under ``torchrun`` (environment ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``,
 ``MASTER_PORT``) :func:`distributed_session` joins the process group (gloo on CPU, nccl on CUDA);
 without those variables everything here is a no-op for a single process. Nothing happens at
-import time.
+import time. The rank and the device are read by :mod:`posetransfer.runtime` (re-exported here:
+:class:`DistInfo`, :func:`dist_info_from_env`, :func:`resolve_device`), the one place that does.
 
 Design choice: modules are *not* wrapped in ``DistributedDataParallel``. Each optimiser update
 averages the gradients of that optimiser's parameters with one all-reduce
@@ -23,9 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,6 +32,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Sampler
+
+from posetransfer.runtime import DistInfo, dist_info_from_env, resolve_device
 
 __all__ = [
     "DistInfo",
@@ -49,81 +50,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DistInfo:
-    """Where this process stands in the job.
-
-    Attributes:
-        rank: Global rank, 0 .. world_size - 1.
-        world_size: Number of processes.
-        local_rank: Rank on this machine (picks the CUDA device).
-    """
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        """Whether more than one process takes part (collectives are real)."""
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        """Whether this is rank 0, the only one that writes files."""
-        return self.rank == 0
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError(f"environment variable {name}={raw!r} is not an integer") from None
-
-
-def dist_info_from_env() -> DistInfo:
-    """Read ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` (set by ``torchrun``).
-
-    Raises:
-        ValueError: On non-integer or inconsistent values.
-    """
-    world_size = _env_int("WORLD_SIZE", 1)
-    rank = _env_int("RANK", 0)
-    local_rank = _env_int("LOCAL_RANK", rank if world_size > 1 else 0)
-    if world_size < 1 or not 0 <= rank < world_size or local_rank < 0:
-        raise ValueError(
-            f"inconsistent torchrun environment: RANK={rank} WORLD_SIZE={world_size} "
-            f"LOCAL_RANK={local_rank}"
-        )
-    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank)
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """Map a config device name (``"auto"``, ``"cpu"``, ``"cuda"``) to this process's device.
-
-    Raises:
-        ValueError: On an unknown name or ``"cuda"`` without CUDA.
-    """
-    if name not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {name!r}")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cpu":
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise ValueError(
-            "device='cuda' but no CUDA device is available (torch.cuda.is_available() is False)"
-        )
-    if local_rank >= torch.cuda.device_count():
-        raise ValueError(
-            f"LOCAL_RANK={local_rank} but only {torch.cuda.device_count()} CUDA device(s) visible"
-        )
-    return torch.device("cuda", local_rank)
 
 
 @contextlib.contextmanager
