@@ -101,7 +101,7 @@ def paired_difference(
     cfg = EvaluateConfig(lpips=False, fid=False, batch_size=32, per_image=True)
     reports = [
         evaluate_folders(folder, files.image_dirs["test"], "native", cfg, pairs_csv=pairs_csv,
-                         progress=False)["per_image"]
+                         progress=False).per_image
         for folder in (a, b)
     ]  # fmt: skip
     rng = np.random.default_rng(0)

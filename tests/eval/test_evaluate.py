@@ -45,21 +45,21 @@ def test_native_scores_every_image(make_folder: MakeFolder, no_weights: Path) ->
     cfg = EvaluateConfig(batch_size=4, per_image=True)  # 6 = 4 + 2: the last batch is kept
     report = evaluate_folders(pred_dir, gt_dir, "native", cfg, progress=False)
     pairs = pairs_of(pred_dir, gt_dir)
-    assert report["num_images"] == 6 and len(report["per_image"]) == 6
-    m = report["metrics"]
+    assert report.num_images == 6 and len(report.per_image) == 6
+    m = report.metrics
     assert m["ssim"] == pytest.approx(np.mean([gaussian_ssim(g, p, 255) for p, g in pairs]))
     psnrs = [skm.peak_signal_noise_ratio(g, p, data_range=255) for p, g in pairs]
     assert m["psnr"] == pytest.approx(np.mean(psnrs))
     l1s = [np.abs(p / 255.0 - g / 255.0).mean() for p, g in pairs]
     assert m["l1"] == pytest.approx(np.mean(l1s))
-    assert [row["ssim"] for row in report["per_image"]] == pytest.approx(
+    assert [row["ssim"] for row in report.per_image] == pytest.approx(
         [gaussian_ssim(g, p, 255) for p, g in pairs]
     )
-    assert report["inputs"]["naming"] == {"gfla": 6}
+    assert report.inputs.naming == {"gfla": 6}
     for key in ("lpips", "fid", "kid", "inception_score", "mask_ssim"):
-        assert key in report["skipped"] and key not in m
-    assert "alexnet-owt-7be5be79.pth" in report["skipped"]["lpips"]
-    assert "default_1.pt" in report["skipped"]["fid"]
+        assert key in report.skipped and key not in m
+    assert "alexnet-owt-7be5be79.pth" in report.skipped["lpips"]
+    assert "default_1.pt" in report.skipped["fid"]
 
 
 def test_patn_protocol_pads_white_before_ssim(make_folder: MakeFolder, no_weights: Path) -> None:
@@ -72,8 +72,8 @@ def test_patn_protocol_pads_white_before_ssim(make_folder: MakeFolder, no_weight
 
     padded = np.mean([gaussian_ssim(bound(g), bound(p)) for p, g in pairs])
     unpadded = np.mean([gaussian_ssim(g, p) for p, g in pairs])
-    assert report["metrics"]["ssim"] == pytest.approx(padded, abs=1e-5)
-    assert report["metrics"]["ssim_unpadded"] == pytest.approx(unpadded, abs=1e-5)
+    assert report.metrics["ssim"] == pytest.approx(padded, abs=1e-5)
+    assert report.metrics["ssim_unpadded"] == pytest.approx(unpadded, abs=1e-5)
     assert padded > unpadded
 
 
@@ -99,7 +99,7 @@ def test_market_masks_lpips_and_fid(
         annotations_csv=annotations, lpips_weights=alexnet_file, fid_weights=inception_file,
         progress=False,
     )  # fmt: skip
-    m = report["metrics"]
+    m = report.metrics
     pairs = pairs_of(pred_dir, gt_dir)
     poses = read_annotation_csv(annotations)
     targets = [p.stem.split("_2_")[1] for p in sorted(pred_dir.iterdir())]
@@ -120,11 +120,11 @@ def test_market_masks_lpips_and_fid(
     assert m["mask_lpips"] == pytest.approx(lpips(pred * mask, gt * mask).mean().item(), rel=1e-5)
 
     assert np.isfinite(m["fid"]) and m["fid"] > 0 and "kid" in m and "kid_std" in m
-    assert report["notes"]["fid_real"] == "4 distinct matched ground-truth images"
-    assert report["notes"]["kid_subset_size"] == 4
-    assert report["weights"]["inception"] == str(inception_file)
-    assert report["weights"]["lpips_backbone"] == str(alexnet_file)
-    assert set(report["skipped"]) == {"inception_score"}
+    assert report.notes["fid_real"] == "4 distinct matched ground-truth images"
+    assert report.notes["kid_subset_size"] == 4
+    assert report.weights.inception == str(inception_file)
+    assert report.weights.lpips_backbone == str(alexnet_file)
+    assert set(report.skipped) == {"inception_score"}
 
 
 def test_fid_real_folder_and_disabled_metrics(
@@ -136,10 +136,10 @@ def test_fid_real_folder_and_disabled_metrics(
         pred_dir, gt_dir, "native", EvaluateConfig(lpips=False, kid_subsets=2),
         fid_real_dir=real_dir, fid_weights=inception_file, progress=False,
     )  # fmt: skip
-    assert report["notes"]["fid_real"] == f"5 images of {real_dir}"
-    assert report["skipped"]["lpips"] == "disabled (lpips=false)"
+    assert report.notes["fid_real"] == f"5 images of {real_dir}"
+    assert report.skipped["lpips"] == "disabled (lpips=false)"
     off = evaluate_folders(pred_dir, gt_dir, "native", EvaluateConfig(fid=False), progress=False)
-    assert off["skipped"]["fid"] == off["skipped"]["kid"] == "disabled (fid=false)"
+    assert off.skipped["fid"] == off.skipped["kid"] == "disabled (fid=false)"
 
 
 def test_identical_images_give_infinite_psnr_noted(tmp_path: Path, no_weights: Path) -> None:
@@ -150,9 +150,9 @@ def test_identical_images_give_infinite_psnr_noted(tmp_path: Path, no_weights: P
         image.save(pred / f"{name}.png")
         image.save(gt / f"{name}.png")
     report = evaluate_folders(pred, gt, "native", progress=False)
-    assert report["metrics"]["psnr"] is None and report["notes"]["psnr_nonfinite"] == 2
-    assert report["metrics"]["ssim"] == pytest.approx(1.0)
-    assert report["inputs"]["naming"] == {"identical": 2}
+    assert report.metrics["psnr"] is None and report.notes["psnr_nonfinite"] == 2
+    assert report.metrics["ssim"] == pytest.approx(1.0)
+    assert report.inputs.naming == {"identical": 2}
 
 
 def test_strict_protocol_rejects_other_sizes(make_folder: MakeFolder, no_weights: Path) -> None:
@@ -169,7 +169,7 @@ def test_resize_protocol(make_folder: MakeFolder, no_weights: Path) -> None:
     expected = Image.open(path).convert("RGB").resize((176, 256), Image.Resampling.BICUBIC)
     np.testing.assert_array_equal(resized, np.asarray(expected))
     report = evaluate_folders(pred_dir, gt_dir, "deepfashion-resize", progress=False)
-    assert set(report["metrics"]) >= {"ssim", "ssim_256", "psnr", "l1"}
+    assert set(report.metrics) >= {"ssim", "ssim_256", "psnr", "l1"}
 
 
 def test_missing_keypoints_for_a_target(make_folder: MakeFolder, tmp_path: Path) -> None:

@@ -13,7 +13,6 @@ keypoint masks.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -24,8 +23,9 @@ from posetransfer.data.flow_files import flow_filename, read_any_flow
 from posetransfer.data.formats import read_pairs_csv, write_pairs_csv
 from posetransfer.data.layout import discover_dataset
 from posetransfer.eval.evaluate import EvaluateConfig, evaluate_folders
+from posetransfer.eval.names import L1, MASK_L1, MASK_SSIM, PSNR, SSIM
 from posetransfer.infer.inputs import PairListDataset, gfla_name
-from posetransfer.io import save_png, tensor_to_uint8
+from posetransfer.io import PathLike, save_png, tensor_to_uint8
 from posetransfer.models.flow_regressor import FlowRegressor
 from posetransfer.models.generator_inputs import condition_from_prediction
 from posetransfer.ops.warp import warp
@@ -42,8 +42,6 @@ __all__ = [
     "write_baselines",
 ]
 
-PathLike = str | os.PathLike[str]
-
 #: Baselines without training.
 BASELINES: dict[str, str] = {
     "copy_source": "the source image unchanged",
@@ -52,7 +50,7 @@ BASELINES: dict[str, str] = {
 }
 
 #: Metrics kept from the evaluation report.
-METRICS = ("ssim", "psnr", "l1", "mask_ssim", "mask_l1")
+METRICS = (SSIM, PSNR, L1, MASK_SSIM, MASK_L1)
 
 
 def load_flow_net(run_dir: PathLike) -> tuple[FlowRegressor, FlowStageConfig]:
@@ -165,5 +163,5 @@ def score_methods(
             folder, files.image_dirs[split], "native", cfg, pairs_csv=pairs_csv,
             annotations_csv=files.annotations.get(split), progress=progress,
         )  # fmt: skip
-        scores[method] = {k: report["metrics"].get(k) for k in METRICS}
+        scores[method] = {k: report.metrics.get(k) for k in METRICS}
     return scores
