@@ -283,3 +283,28 @@ def test_missing_backend_says_what_to_install(monkeypatch: pytest.MonkeyPatch, t
     for call in (lambda: video_info(tmp_path / "a.mp4"), lambda: VideoWriter(tmp_path / "a", 5)):
         with pytest.raises(VideoBackendMissingError, match=r"pip install 'posetransfer\[video\]'"):
             call()
+
+
+REAL = Path(__file__).resolve().parents[2] / ".cache" / "real"  # `make real-videos`
+
+
+@pytest.mark.parametrize(
+    ("relative", "codec"),
+    [
+        ("pose2sim/Pose2Sim/Demo_SinglePerson/videos/cam01.mp4", "h264"),
+        ("sports2d/Sports2D/Demo/demo.mp4", "vp9"),
+    ],
+)
+def test_real_video_count_matches_the_decoded_frames(relative: str, codec: str) -> None:
+    path = REAL / relative
+    if not path.exists():
+        pytest.skip(f"{path} not fetched (make real-videos)")
+    info = video_info(path)
+    assert info.codec == codec and info.duration == pytest.approx(info.frame_count / info.fps)
+    indices, shapes = [], set()
+    last = info.frame_count - 1
+    for index, frame in iter_frames(path, every=last):
+        indices.append(index)
+        shapes.add(frame.shape)
+    assert indices == [0, last]  # the last counted frame decodes
+    assert shapes == {(info.height, info.width, 3)}
