@@ -31,6 +31,7 @@ import torch
 
 from common import ROOT, markdown_table, peak_rss_mb, record  # type: ignore[import-not-found]
 from posetransfer.cli import main as cli
+from posetransfer.cli.options import with_flags
 from posetransfer.config import load_config
 from posetransfer.data.datasets import collate_pairs
 from posetransfer.models.flops import count_parameters
@@ -43,7 +44,7 @@ from posetransfer.train.flow_stage import FlowStage, FlowStageConfig, make_flow_
 def step_seconds(cfg: FlowStageConfig, data: Path, threads: int, repeat: int = 8) -> float:
     """Median seconds of one training step on a fixed batch with ``threads`` torch threads."""
     torch.set_num_threads(threads)
-    train_set, _, _ = make_flow_datasets(cfg, data)
+    train_set, _, _ = make_flow_datasets(with_flags(cfg, {"data.root": data}))
     batch = collate_pairs([train_set[i] for i in range(cfg.train.batch_size)])
     stage = FlowStage(cfg, torch.device("cpu"))
     ctx = StepContext(torch.device("cpu"), "off", DistInfo(), stage.optimizers(), None)

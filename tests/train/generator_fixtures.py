@@ -80,8 +80,9 @@ def shared_env(factory: pytest.TempPathFactory, body_model) -> Env:
     data = make_dataset(root / "synth", body_model)
     flow_run = root / "flow_run"
     flow_train = {**FLOW_TINY["train"], "max_steps": 2}
-    flow_cfg = from_dict(FlowStageConfig, {**FLOW_TINY, "train": flow_train})
-    train_flow(flow_cfg, data, flow_run)
+    flow_data = {**FLOW_TINY["data"], "root": str(data)}
+    flow_cfg = from_dict(FlowStageConfig, {**FLOW_TINY, "data": flow_data, "train": flow_train})
+    train_flow(flow_cfg, flow_run)
     config = write_gen_config(root / "tiny.yaml")
     run = root / "run"
     summaries = []

@@ -52,6 +52,11 @@ def tiny_cfg() -> FlowStageConfig:
     return from_dict(FlowStageConfig, TINY)
 
 
+def _on(cfg: FlowStageConfig, root: Path, flows: Path | None = None) -> FlowStageConfig:
+    """``cfg`` with ``data.root`` (and ``data.flows_dir``) set, as ``--data``/``--flows`` do."""
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=root, flows_dir=flows))
+
+
 def _stats(run: Path, kind: str) -> list[dict]:
     lines = (run / "stats.jsonl").read_text().splitlines()
     return [r for r in map(json.loads, lines) if r["kind"] == kind]
@@ -155,11 +160,11 @@ def test_config_checks_channels_and_image_size(
     # The model pads to its stride (64 here); the loss's coarsest level (stride 32) must fit.
     deep = dataclasses.replace(tiny_cfg, model=FlowRegressorConfig(base_channels=4, num_levels=5))
     with pytest.raises(ConfigError, match=r"is 64x48 .* not a multiple of 32 = 2\*\*model"):
-        train_flow(deep, synth, tmp_path / "run")
+        train_flow(_on(deep, synth), tmp_path / "run")
 
 
 def _one_batch(synth: Path, cfg: FlowStageConfig):
-    train_set, _, _ = make_flow_datasets(cfg, synth)
+    train_set, _, _ = make_flow_datasets(_on(cfg, synth))
     return collate_pairs([train_set[i] for i in range(4)])
 
 
@@ -209,7 +214,7 @@ def test_nan_batches_raise_or_are_counted(
 ) -> None:
     train = dataclasses.replace(tiny_cfg.train, max_steps=6, skip_bad_batches=skip, val_every=0)
     cfg = dataclasses.replace(tiny_cfg, train=train)
-    train_set, _, _ = make_flow_datasets(cfg, synth)
+    train_set, _, _ = make_flow_datasets(_on(cfg, synth))
     poisoned = _Poisoned(train_set, bad=5)
 
     def run():
@@ -230,7 +235,8 @@ def test_load_flow_regressor_returns_the_frozen_best_weights(
     synth: Path, tmp_path: Path, tiny_cfg: FlowStageConfig
 ) -> None:
     cfg = dataclasses.replace(tiny_cfg, train=dataclasses.replace(tiny_cfg.train, max_steps=4))
-    result = train_flow(cfg, synth, tmp_path / "run", flows_dir=synth / "flows")
+    cfg = _on(cfg, synth, synth / "flows")
+    result = train_flow(cfg, tmp_path / "run")
     net, loaded = load_flow_regressor(tmp_path / "run")
     assert loaded == cfg
     assert not net.training and not any(p.requires_grad for p in net.parameters())

@@ -1,8 +1,8 @@
 """``posetransfer evaluate``: score generated images under a named protocol, write JSON.
 
-Registered with :func:`posetransfer.cli.register` when :mod:`posetransfer.cli` imports this
-module. The work is :func:`posetransfer.eval.evaluate.evaluate_folders`; this file only maps
-command-line arguments onto it, prints the table and writes the report.
+The work is :func:`posetransfer.eval.evaluate.evaluate_folders`; this file only maps
+command-line arguments onto it, prints the table and writes the report. Its flags name inputs,
+outputs and weight files, none sets a config key: ``--dry-run`` prints the config that runs.
 """
 
 from __future__ import annotations
@@ -11,15 +11,14 @@ import argparse
 import logging
 from pathlib import Path
 
-import torch
-
 from posetransfer.cli.command import Command
 from posetransfer.console import echo
 from posetransfer.eval.evaluate import EvaluateConfig, evaluate_folders
 from posetransfer.eval.protocols import EVAL_PROTOCOLS, get_eval_protocol, list_eval_protocols
 from posetransfer.eval.results import format_table, write_report
+from posetransfer.runtime import set_torch_threads
 
-__all__ = ["EVALUATE_COMMAND"]
+__all__ = ["EVALUATE", "EVALUATE_COMMAND"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +68,7 @@ def _run(args: argparse.Namespace, cfg: EvaluateConfig) -> int:
         raise ValueError(f"missing required option(s): {', '.join('--' + m for m in missing)}")
     if cfg.num_threads < 0:
         raise ValueError(f"num_threads must be >= 0, got {cfg.num_threads}")
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
+    set_torch_threads(cfg.num_threads)
     report = evaluate_folders(
         args.pred,
         args.gt,

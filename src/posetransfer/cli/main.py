@@ -7,7 +7,8 @@ subcommand the same shared options:
 - ``--config FILE.yaml``: fill the config dataclass from YAML (unknown keys are errors);
 - ``key.sub=value`` overrides, anywhere on the line (``--key.sub=value`` works too), applied after
   the file (values are YAML scalars: ``true``, ``1e-4``, ``[1, 2]``);
-- ``--dry-run``: print the resolved config as YAML and exit 0;
+- ``--dry-run``: print the resolved config as YAML and exit 0; the command's ``configure`` hook
+  has folded its flags (``--data``, ``--max-steps``, ...) in, so it is the config ``run`` gets;
 - ``-v`` / ``-q``: more / less logging (logging is configured here only, never by the library).
 
 User errors (bad config or override, malformed data files, missing files, invalid values) end
@@ -33,11 +34,14 @@ from posetransfer import __version__
 from posetransfer.cli.command import USER_ERRORS, Command
 from posetransfer.cli.demo import DEMO
 from posetransfer.cli.evaluate import EVALUATE
+from posetransfer.cli.evaluate_flow import EVALUATE_FLOW
+from posetransfer.cli.infer import INFER
 from posetransfer.cli.inspect_data import INSPECT_DATA
 from posetransfer.cli.make_synthetic import MAKE_SYNTHETIC
-from posetransfer.cli.synth_flow import SHOW_FLOW, SYNTH_FLOW
-from posetransfer.cli.train import INFER, TRAIN
-from posetransfer.cli.train_flow import EVALUATE_FLOW, TRAIN_FLOW
+from posetransfer.cli.show_flow import SHOW_FLOW
+from posetransfer.cli.synth_flow import SYNTH_FLOW
+from posetransfer.cli.train import TRAIN
+from posetransfer.cli.train_flow import TRAIN_FLOW
 from posetransfer.config import load_config, to_dict
 
 __all__ = ["COMMANDS", "PROG", "build_parser", "main"]

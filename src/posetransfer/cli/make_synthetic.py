@@ -1,35 +1,26 @@
 """The ``posetransfer make-synthetic`` command: a synthetic dataset with exact ground-truth flow.
 
 Command-line flags (``--num-people``, ``--size``, ``--unlit``, ...) are applied on top of the
-config (``--config FILE.yaml``, then ``key=value`` overrides) where given; ``--dry-run`` prints
-the config before the flags. The shard defaults to torchrun's ``RANK``/``WORLD_SIZE`` when set.
+config (``--config FILE.yaml``, then ``key=value`` overrides) where given, before ``--dry-run``
+prints it: the printed config is the one that runs. The shard defaults to torchrun's
+``RANK``/``WORLD_SIZE`` when set.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
-import os
 import sys
 from pathlib import Path
 
-import torch
-
 from posetransfer.cli.command import Command
+from posetransfer.cli.options import parse_size, with_flags
+from posetransfer.runtime import dist_info_from_env, set_torch_threads
 from posetransfer.synth.dataset_writer import SyntheticConfig, make_synthetic, merge_parts
 
-__all__ = ["parse_size"]
+__all__ = ["MAKE_SYNTHETIC"]
 
 logger = logging.getLogger("posetransfer.make-synthetic")
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """Parse ``HxW`` (e.g. ``128x96``) into ``(H, W)``."""
-    parts = text.lower().split("x")
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-        raise argparse.ArgumentTypeError(f"size must look like HxW (e.g. 128x96), got {text!r}")
-    return int(parts[0]), int(parts[1])
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,7 +41,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     add("--merge-only", action="store_true", help="only merge the finished shards' labels")
 
 
-def _apply_flags(args: argparse.Namespace, cfg: SyntheticConfig) -> SyntheticConfig:
+def _configure(args: argparse.Namespace, cfg: SyntheticConfig) -> SyntheticConfig:
     flags = {
         "num_people": args.num_people,
         "poses_per_person": args.poses_per_person,
@@ -62,29 +53,31 @@ def _apply_flags(args: argparse.Namespace, cfg: SyntheticConfig) -> SyntheticCon
         "textured_background": True if args.textured_background else None,
         "preview": True if args.preview else None,
     }
-    return dataclasses.replace(cfg, **{k: v for k, v in flags.items() if v is not None})
+    return with_flags(cfg, flags)
 
 
 def _shard(args: argparse.Namespace) -> tuple[int, int]:
-    shard = args.shard if args.shard is not None else int(os.environ.get("RANK", 0))
-    count = args.num_shards if args.num_shards is not None else int(os.environ.get("WORLD_SIZE", 1))
+    shard, count = args.shard, args.num_shards
+    if shard is None or count is None:  # torchrun's RANK/WORLD_SIZE, else one shard
+        env = dist_info_from_env()
+        shard = env.rank if shard is None else shard
+        count = env.world_size if count is None else count
     if count < 1 or not 0 <= shard < count:
         raise ValueError(f"need 0 <= --shard < --num-shards, got shard {shard} of {count}")
     return shard, count
 
 
 def _run(args: argparse.Namespace, cfg: SyntheticConfig) -> int:
-    torch.set_num_threads(1)
+    set_torch_threads(1)
     shard, count = _shard(args)
     if args.merge_only:
         merged = merge_parts(args.out, count)
-        if args.preview or merged.preview:
+        if cfg.preview or merged.preview:
             from posetransfer.synth.contact_sheet import write_contact_sheet
 
             write_contact_sheet(args.out, args.out / "preview.png", rows=merged.preview_pairs)
         logger.info("merged %d shard(s) in %s", count, args.out)
         return 0
-    cfg = _apply_flags(args, cfg)
     if args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
     merged = make_synthetic(
@@ -105,11 +98,12 @@ MAKE_SYNTHETIC = Command(
     config=SyntheticConfig,
     add_arguments=_arguments,
     run=_run,
+    configure=_configure,
     description="Render people from the Anny body model (varied shapes, procedural clothing, "
     "skin and hair, fashion-like poses at front, side and back views) and write them in the "
     "PATN layout (images, *-annotation-{train,test}.csv, *-pairs-{train,test}.csv; split by "
     "person) with the exact flow and visibility of every pair in OUT/flows. Shard with "
     "--shard I --num-shards N (same bytes as one process); the labels are merged when the "
     "last shard finishes, or with --merge-only. Flags apply on top of --config and "
-    "key=value overrides (--dry-run shows the config before the flags).",
+    "key=value overrides (--dry-run shows the config with the flags applied).",
 )

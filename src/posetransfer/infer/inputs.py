@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from posetransfer.data.formats import FormatError, read_pairs_csv
 from posetransfer.data.layout import discover_dataset, load_split
 from posetransfer.data.transforms import apply_image, apply_pose, get_protocol, plan_transform
 from posetransfer.infer.pipeline import MIN_VALID_KEYPOINTS, PoseTransferPipeline, check_pose
-from posetransfer.io import save_png, tensor_to_uint8, uint8_to_tensor
+from posetransfer.io import PathLike, save_png, tensor_to_uint8, uint8_to_tensor
 from posetransfer.pose.keypoints import Pose, stack_poses
 
 __all__ = [
@@ -74,7 +73,7 @@ def _parse_row(text: str, where: Path | str, line: int) -> tuple[str, Pose]:
         raise FormatError(where, str(exc), line=line, field="keypoints_y/keypoints_x") from None
 
 
-def read_pose(spec: str | os.PathLike[str]) -> Pose:
+def read_pose(spec: PathLike) -> Pose:
     """Read one pose from a JSON file, a PATN annotation file (``FILE#NAME``) or a row's text.
 
     Raises:
@@ -195,10 +194,10 @@ class PairListDataset(Dataset):
 
     def __init__(
         self,
-        root: str | os.PathLike[str],
+        root: PathLike,
         pairs: Sequence[tuple[str, str]],
         protocol: str,
-        pairs_file: str | os.PathLike[str] = "pairs",
+        pairs_file: PathLike = "pairs",
         min_valid: int = MIN_VALID_KEYPOINTS,
     ) -> None:
         files = discover_dataset(root)
@@ -254,9 +253,9 @@ class PairListDataset(Dataset):
 
 def infer_pairs(
     pipeline: PoseTransferPipeline,
-    root: str | os.PathLike[str],
-    pairs_csv: str | os.PathLike[str],
-    out_dir: str | os.PathLike[str],
+    root: PathLike,
+    pairs_csv: PathLike,
+    out_dir: PathLike,
     *,
     batch_size: int = 8,
     num_workers: int = 0,

@@ -31,6 +31,7 @@ from posetransfer.models.pixel_warp import PixelWarpRefiner, build_refiner, tran
 from posetransfer.pose.keypoints import Pose, stack_poses
 from posetransfer.pose.maps import PoseMapConfig, pose_maps
 from posetransfer.train.checkpoint import CheckpointError, find_checkpoint, load_weights
+from posetransfer.train.components import FLOW_REGRESSOR, GENERATOR, PIXEL_WARP
 from posetransfer.train.generator_config import (
     FLOW_MODEL_FILE,
     FlowModelRecord,
@@ -167,16 +168,16 @@ class PoseTransferPipeline:
             raise FileNotFoundError(f"{config_path}: missing (not a `posetransfer train` run?)")
         cfg = load_config(GeneratorStageConfig, config_path)
         generator = PoseTransferGenerator(cfg.generator)
-        modules: dict[str, torch.nn.Module] = {"generator": generator}
+        modules: dict[str, torch.nn.Module] = {GENERATOR: generator}
         flow_net, flow_pose_map = None, None
         if cfg.needs_flow:
             record = load_config(FlowModelRecord, run / FLOW_MODEL_FILE)
             flow_net, flow_pose_map = FlowRegressor(record.model), record.pose_map
-            modules["flow_regressor"] = flow_net
+            modules[FLOW_REGRESSOR] = flow_net
         steps = int(json.loads((ckpt / "meta.json").read_text(encoding="utf-8"))["step"])
         refiner = build_refiner(cfg.pixel_warp) if cfg.refiner_trained_after(steps) else None
         if refiner is not None:
-            modules["pixel_warp"] = refiner
+            modules[PIXEL_WARP] = refiner
         elif cfg.pixel_warp.enabled:
             logger.info("%s: step %d is in the coarse stage; no pixel warping", ckpt, steps)
         load_weights(ckpt, modules)

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -32,26 +30,18 @@ from posetransfer.config import ConfigError, load_config
 from posetransfer.conventions import Visibility
 from posetransfer.data.datasets import PairBatch, PairDataset, collate_pairs
 from posetransfer.data.splits import PairSubset, carve_validation
-from posetransfer.io import atomic_write_text, uint8_to_tensor
-from posetransfer.losses.flow import (
-    FlowLossConfig,
-    NonFiniteError,
-    flow_loss_terms,
-    flow_metrics,
-    total_loss,
-)
-from posetransfer.models.flow_regressor import (
-    FlowPrediction,
-    FlowRegressor,
-    FlowRegressorConfig,
-    flow_input_channels,
-)
+from posetransfer.eval.names import EPE_FG, EPE_VISIBLE
+from posetransfer.io import PathLike, atomic_write_text, uint8_to_tensor
+from posetransfer.losses.flow import NonFiniteError, flow_loss_terms, flow_metrics, total_loss
+from posetransfer.models.flow_regressor import FlowPrediction, FlowRegressor, FlowRegressorConfig
 from posetransfer.ops.flow_viz import flow_to_color, visibility_to_color
 from posetransfer.ops.warp import warp
-from posetransfer.pose.maps import PoseMapConfig
+from posetransfer.runtime import is_main_process
 from posetransfer.train.checkpoint import load_weights
+from posetransfer.train.components import FLOW_OPTIMIZER, FLOW_REGRESSOR
+from posetransfer.train.flow_config import FlowDataConfig, FlowStageConfig, FlowTrainConfig
 from posetransfer.train.loop import CONFIG_FILE, TrainResult, run_training
-from posetransfer.train.settings import TrainConfig, make_adam
+from posetransfer.train.settings import make_adam
 from posetransfer.train.stage import NonFiniteLossError, Stage, StepContext
 
 __all__ = [
@@ -69,94 +59,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Checkpoint module name of the flow regressor (``flow_regressor.safetensors``).
-MODULE_NAME = "flow_regressor"
+MODULE_NAME = FLOW_REGRESSOR
 VAL_SPLIT_FILE = "val_split.json"
 _SAMPLE_PAIRS = 4
-
-
-@dataclass(frozen=True)
-class FlowDataConfig:
-    """Which pairs the flow stage trains and validates on, and how they are prepared.
-
-    Attributes:
-        protocol: Image protocol (``native``, ``deepfashion-256x176``, ``market-128x64``, ...).
-        pose_map: Pose-map encoding (the original: disks of radius 8 at 256 px, 4 at 128 px).
-        hflip_prob: Probability of mirroring a training pair (validation is never flipped).
-        train_split: Split the training and validation pairs come from.
-        val_fraction: Share of the training identities held out for validation (0: none, then
-            there is no ``best`` checkpoint).
-        val_by: ``identity`` (person, from the image names) or ``image`` (source image).
-        val_max_pairs: Cap on validation pairs (a seeded draw), or None.
-        val_seed: Seed of the held-out draw (independent of ``train.seed``).
-    """
-
-    protocol: str = "native"
-    pose_map: PoseMapConfig = field(default_factory=PoseMapConfig)
-    hflip_prob: float = 0.5
-    train_split: str = "train"
-    val_fraction: float = 0.05
-    val_by: Literal["identity", "image"] = "identity"
-    val_max_pairs: int | None = 1000
-    val_seed: int = 0
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.hflip_prob <= 1.0:
-            raise ConfigError(f"data.hflip_prob must be in [0, 1], got {self.hflip_prob!r}")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ConfigError(f"data.val_fraction must be in [0, 1), got {self.val_fraction!r}")
-        if self.val_max_pairs is not None and self.val_max_pairs < 1:
-            raise ConfigError(f"data.val_max_pairs must be None or >= 1, got {self.val_max_pairs}")
-        if self.val_seed < 0:
-            raise ConfigError(f"data.val_seed must be >= 0, got {self.val_seed}")
-
-
-@dataclass(frozen=True)
-class FlowTrainConfig(TrainConfig):
-    """:class:`TrainConfig` with the original flow regressor's settings as defaults.
-
-    Adam lr 1e-4, betas (0.9, 0.999), weight decay 4e-4, lr halved every 8 epochs and 30 epochs
-    (``official_repo.md`` §3.5), here in steps of batch 8 on DeepFashion's 101,966 PATN training
-    pairs (12,746 steps per epoch); best checkpoint by validation ``epe_fg``. Keys missing from a
-    YAML ``train:`` section keep these defaults.
-    """
-
-    max_steps: int = 382_380
-    lr: float = 1e-4
-    betas: tuple[float, float] = (0.9, 0.999)
-    weight_decay: float = 4e-4
-    lr_schedule: Literal["constant", "linear", "cosine", "step"] = "step"
-    lr_step_size: int = 101_968
-    lr_step_gamma: float = 0.5
-    val_every: int = 12_746
-    ckpt_every: int = 4_000
-    sample_every: int = 4_000
-    val_metric: str = "epe_fg"
-    val_mode: Literal["min", "max"] = "min"
-
-
-@dataclass(frozen=True)
-class FlowStageConfig:
-    """Everything ``train-flow`` needs; saved as the run's ``config.yaml``.
-
-    Attributes:
-        data: Pairs and their preparation.
-        model: The regressor's architecture.
-        loss: Loss weights.
-        train: Loop settings (:class:`FlowTrainConfig`: the original's optimiser by default).
-    """
-
-    data: FlowDataConfig = field(default_factory=FlowDataConfig)
-    model: FlowRegressorConfig = field(default_factory=FlowRegressorConfig)
-    loss: FlowLossConfig = field(default_factory=FlowLossConfig)
-    train: FlowTrainConfig = field(default_factory=FlowTrainConfig)
-
-    def __post_init__(self) -> None:
-        channels = flow_input_channels(self.data.pose_map)
-        if self.model.in_channels != channels:
-            raise ConfigError(
-                f"model.in_channels={self.model.in_channels} but data.pose_map gives 2 x "
-                f"{channels // 2} = {channels} channels; set model.in_channels={channels}"
-            )
 
 
 class FlowStage(Stage):
@@ -180,7 +85,7 @@ class FlowStage(Stage):
         return {MODULE_NAME: self.net}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"flow": self.opt}
+        return {FLOW_OPTIMIZER: self.opt}
 
     def _terms(self, batch: PairBatch, ctx: StepContext) -> tuple[FlowPrediction, dict]:
         """Forward pass and loss terms; a non-finite input or output is a NonFiniteLossError."""
@@ -210,7 +115,7 @@ class FlowStage(Stage):
             pred, terms = self._terms(batch, ctx)
             values = flow_metrics(pred, batch.flow, batch.visibility, per_sample=True)
             size = len(batch)
-            per_pair = {k: values[k] for k in ("epe_fg", "epe_visible", "vis_acc")}
+            per_pair = {k: values[k] for k in (EPE_FG, EPE_VISIBLE, "vis_acc")}
             per_pair["loss"] = total_loss(terms, self.cfg.loss).expand(size)
             per_pair |= {k: v.expand(size) for k, v in terms.items()}
             for key, value in per_pair.items():
@@ -247,7 +152,7 @@ class FlowStage(Stage):
         return torch.stack(tiles)
 
 
-def resolve_flows_dir(path: str | os.PathLike[str] | None) -> Path | None:
+def resolve_flows_dir(path: PathLike | None) -> Path | None:
     """A flows folder: ``path`` itself, or ``path/flows`` for a ``synth-flow`` output folder."""
     if path is None:
         return None
@@ -259,27 +164,25 @@ def resolve_flows_dir(path: str | os.PathLike[str] | None) -> Path | None:
     return inner if inner.is_dir() and not has_files else path
 
 
-def make_flow_datasets(
-    cfg: FlowStageConfig,
-    data_root: str | os.PathLike[str],
-    flows_dir: str | os.PathLike[str] | None = None,
-) -> tuple[PairSubset, PairSubset | None, dict]:
+def make_flow_datasets(cfg: FlowStageConfig) -> tuple[PairSubset, PairSubset | None, dict]:
     """The training pairs and the validation pairs carved from the same split.
 
     Args:
-        cfg: The stage config (``data`` and ``train.seed``).
-        data_root: Dataset folder.
-        flows_dir: Flow files (or a ``synth-flow`` output); default: the dataset's own.
+        cfg: The stage config (``data``, with ``data.root`` set, and ``train.seed``).
 
     Returns:
         ``(train, val or None, record)``; ``record`` describes the held-out groups (JSON-ready).
 
     Raises:
+        ConfigError: ``data.root`` is not set.
         FileNotFoundError: A missing flows folder or flow file (named).
         FormatError: Unreadable dataset files.
     """
     d = cfg.data
-    flows = resolve_flows_dir(flows_dir)
+    if d.root is None:
+        raise ConfigError("data.root is not set; pass --data ROOT")
+    data_root = d.root
+    flows = resolve_flows_dir(d.flows_dir)
     common = {"protocol": d.protocol, "pose_map": d.pose_map, "flows_dir": flows}
     base = PairDataset(
         data_root, d.train_split, require_flow=True, hflip_prob=d.hflip_prob,
@@ -328,31 +231,28 @@ def _check_size(dataset: PairSubset, model: FlowRegressorConfig) -> None:
         )
 
 
-def train_flow(
-    cfg: FlowStageConfig,
-    data_root: str | os.PathLike[str],
-    run_dir: str | os.PathLike[str],
-    flows_dir: str | os.PathLike[str] | None = None,
-) -> TrainResult:
+def train_flow(cfg: FlowStageConfig, run_dir: PathLike) -> TrainResult:
     """Train the flow regressor; rerunning on a run folder with checkpoints resumes it.
 
     Args:
-        cfg: The stage config (written to ``run_dir/config.yaml``).
-        data_root: Dataset folder (PATN/GFLA or DIAF layout).
+        cfg: The stage config (written to ``run_dir/config.yaml``): ``data.root`` is the dataset
+            (PATN/GFLA or DIAF layout), ``data.flows_dir`` its flow files (default: the
+            dataset's flow store).
         run_dir: Run folder.
-        flows_dir: Flow files (a folder of ``.npz``/``.corr`` or a ``synth-flow`` output);
-            default: the dataset's flow store.
 
     Returns:
         The loop's summary; ``result.stage.net`` holds the final weights.
+
+    Raises:
+        ConfigError: ``data.root`` is not set, or sizes that do not fit the model.
     """
-    train_set, val_set, record = make_flow_datasets(cfg, data_root, flows_dir)
+    train_set, val_set, record = make_flow_datasets(cfg)
     _check_size(train_set, cfg.model)
     shown = val_set if val_set is not None else train_set
     picks = np.linspace(0, len(shown) - 1, min(_SAMPLE_PAIRS, len(shown))).round().astype(int)
     samples = collate_pairs([shown[int(i)] for i in picks])
     run_dir = Path(run_dir)
-    if int(os.environ.get("RANK", "0")) == 0:
+    if is_main_process():
         atomic_write_text(run_dir / VAL_SPLIT_FILE, json.dumps(record, indent=2) + "\n")
     return run_training(
         lambda device: FlowStage(cfg, device, samples if cfg.train.sample_every else None),
@@ -366,7 +266,7 @@ def train_flow(
 
 
 def load_flow_regressor(
-    run_dir: str | os.PathLike[str],
+    run_dir: PathLike,
     which: Literal["best", "latest"] = "best",
     device: torch.device | str = "cpu",
 ) -> tuple[FlowRegressor, FlowStageConfig]:

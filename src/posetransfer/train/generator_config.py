@@ -18,6 +18,7 @@ from typing import Literal
 
 from posetransfer.config import ConfigError
 from posetransfer.data.transforms import PROTOCOLS
+from posetransfer.eval.names import SSIM
 from posetransfer.losses.generator import GeneratorLossConfig
 from posetransfer.models.discriminator import DiscriminatorConfig
 from posetransfer.models.flow_regressor import FlowRegressorConfig
@@ -160,7 +161,7 @@ class GeneratorTrainConfig(TrainConfig):
     val_every: int = _EPOCH
     ckpt_every: int = 4_000
     sample_every: int = 4_000
-    val_metric: str = "ssim"
+    val_metric: str = SSIM
     val_mode: Literal["min", "max"] = "max"
 
 

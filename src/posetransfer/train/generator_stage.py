@@ -25,19 +25,18 @@ stage (once the refiner has trained, the best refined model, however good the co
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
 
 import torch
 from torch import nn
 
 from posetransfer.config import ConfigError, save_config
-from posetransfer.data.datasets import PairBatch, PairDataset, collate_pairs
-from posetransfer.data.splits import PairSubset, carve_validation
+from posetransfer.data.datasets import PairBatch, collate_pairs
 from posetransfer.eval.metrics import l1
+from posetransfer.eval.names import L1, SSIM
 from posetransfer.eval.ssim import UNIFORM_7, ssim
+from posetransfer.io import PathLike
 from posetransfer.losses.generator import (
     discriminator_loss_terms,
     generator_loss_terms,
@@ -51,12 +50,21 @@ from posetransfer.models.generator_inputs import condition_from_prediction
 from posetransfer.models.pixel_warp import build_refiner, transfer, warp_source_image
 from posetransfer.models.vgg import VGG19Features, load_vgg19
 from posetransfer.pose.maps import PoseMapConfig, pose_maps
+from posetransfer.runtime import is_main_process
 from posetransfer.train.checkpoint import load_weights
+from posetransfer.train.components import (
+    DISCRIMINATOR,
+    DISCRIMINATOR_PW,
+    FLOW_REGRESSOR,
+    GENERATOR,
+    PIXEL_WARP,
+)
 from posetransfer.train.generator_config import (
     FLOW_MODEL_FILE,
     FlowModelRecord,
     GeneratorStageConfig,
 )
+from posetransfer.train.generator_data import flow_network, generator_datasets, load_flow_run
 from posetransfer.train.loop import TrainResult, run_training
 from posetransfer.train.settings import make_adam
 from posetransfer.train.stage import Stage, StepContext, requires_grad
@@ -65,20 +73,6 @@ from posetransfer.train.stats import make_grid
 __all__ = ["GeneratorStage", "load_flow_run", "train_generator"]
 
 logger = logging.getLogger(__name__)
-
-
-def load_flow_run(
-    path: str | os.PathLike[str], which: Literal["best", "latest"], device: torch.device | str
-) -> tuple[FlowRegressor, PoseMapConfig]:
-    """A trained flow regressor and its pose-map settings from a ``train-flow`` run.
-
-    Raises:
-        CheckpointError: If the run has no such checkpoint or its weights do not fit.
-    """
-    from posetransfer.train.flow_stage import load_flow_regressor
-
-    net, flow_cfg = load_flow_regressor(path, which=which, device=device)
-    return net, flow_cfg.data.pose_map
 
 
 class GeneratorStage(Stage):
@@ -108,7 +102,7 @@ class GeneratorStage(Stage):
         self.generator = PoseTransferGenerator(cfg.generator).to(device)
         init = cfg.schedule.init_generator
         if init is not None:
-            found = load_weights(init, {"generator": self.generator}, cfg.schedule.init_which)
+            found = load_weights(init, {GENERATOR: self.generator}, cfg.schedule.init_which)
             logger.info("generator initialised from %s", found)
         self.refiner = build_refiner(cfg.pixel_warp)
         self.flow_net = flow_net.to(device) if flow_net is not None else None
@@ -120,12 +114,12 @@ class GeneratorStage(Stage):
         if finetune:
             flow_lr = cfg.flow.lr or cfg.train.lr
             groups.append({"params": list(self.flow_net.parameters()), "lr": flow_lr})
-        self._optimizers = {"generator": make_adam(groups, cfg.train)}
-        self.discriminators = {"discriminator": PatchDiscriminator(cfg.discriminator)}
+        self._optimizers = {GENERATOR: make_adam(groups, cfg.train)}
+        self.discriminators = {DISCRIMINATOR: PatchDiscriminator(cfg.discriminator)}
         if self.refiner is not None:  # the pixel-warping stage has its own, fresh discriminator
             self.refiner.to(device)
-            self.discriminators["discriminator_pw"] = PatchDiscriminator(cfg.discriminator)
-            self._optimizers["pixel_warp"] = make_adam(self.refiner.parameters(), cfg.train)
+            self.discriminators[DISCRIMINATOR_PW] = PatchDiscriminator(cfg.discriminator)
+            self._optimizers[PIXEL_WARP] = make_adam(self.refiner.parameters(), cfg.train)
         d_opt = cfg.discriminator_optim
         for name, disc in self.discriminators.items():
             self._optimizers[name] = make_adam(
@@ -137,9 +131,9 @@ class GeneratorStage(Stage):
 
     def modules(self) -> dict[str, nn.Module]:
         found: dict[str, nn.Module | None] = {
-            "generator": self.generator,
-            "pixel_warp": self.refiner,
-            "flow_regressor": self.flow_net,
+            GENERATOR: self.generator,
+            PIXEL_WARP: self.refiner,
+            FLOW_REGRESSOR: self.flow_net,
             **self.discriminators,
         }
         return {name: module for name, module in found.items() if module is not None}
@@ -195,8 +189,8 @@ class GeneratorStage(Stage):
             else:
                 out = self.forward(batch, refine=False)
         rel_step = ctx.step - cfg.schedule.coarse_steps if refine else ctx.step
-        disc_name = "discriminator_pw" if refine else "discriminator"
-        opt_name = "pixel_warp" if refine else "generator"
+        disc_name = DISCRIMINATOR_PW if refine else DISCRIMINATOR
+        opt_name = PIXEL_WARP if refine else GENERATOR
         logs = self._adversarial_phases(ctx, batch, out.image, disc_name, opt_name, rel_step)
         logs["stage"] = float(refine)
         return logs
@@ -285,7 +279,7 @@ def _scores(image: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor
     """Per-image SSIM (7x7 uniform on 8-bit values, as the original) and L1 on ``[0, 1]``."""
     pred_u8 = ((image.float() + 1.0) * 127.5).round().clamp(0, 255)
     tgt_u8 = ((target.float() + 1.0) * 127.5).round().clamp(0, 255)
-    return {"ssim": ssim(pred_u8, tgt_u8, UNIFORM_7), "l1": l1(pred_u8, tgt_u8, data_range=255.0)}
+    return {SSIM: ssim(pred_u8, tgt_u8, UNIFORM_7), L1: l1(pred_u8, tgt_u8, data_range=255.0)}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -294,7 +288,7 @@ def _scores(image: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor
 
 def train_generator(
     cfg: GeneratorStageConfig,
-    run_dir: str | os.PathLike[str],
+    run_dir: PathLike,
 ) -> TrainResult:
     """Train (or resume) a pose-transfer run in ``run_dir``.
 
@@ -319,12 +313,12 @@ def train_generator(
     vgg = None
     if cfg.loss.content_weights or cfg.loss.style_weights:
         vgg = load_vgg19(cfg.loss.vgg_weights, random_weights=cfg.vgg.random_weights)
-    flow_net, flow_pose_map = _flow_network(cfg)
-    train_set, val_set = _datasets(cfg)
+    flow_net, flow_pose_map = flow_network(cfg)
+    train_set, val_set = generator_datasets(cfg)
     sample_set = val_set if val_set is not None else train_set
     count = min(cfg.data.sample_pairs, len(sample_set))
     samples = collate_pairs([sample_set[i] for i in range(count)]) if count else None
-    if flow_net is not None and int(os.environ.get("RANK", "0")) == 0:
+    if flow_net is not None and is_main_process():
         assert flow_pose_map is not None
         save_config(FlowModelRecord(flow_net.cfg, flow_pose_map), run_dir / FLOW_MODEL_FILE)
 
@@ -335,54 +329,3 @@ def train_generator(
         make_stage, train_set, val_set, cfg.train, run_dir,
         collate_fn=collate_pairs, resolved_config=cfg,
     )  # fmt: skip
-
-
-def _flow_network(cfg: GeneratorStageConfig) -> tuple[FlowRegressor | None, PoseMapConfig | None]:
-    if not cfg.needs_flow:
-        return None, None
-    if cfg.flow.checkpoint is None:
-        raise ConfigError(
-            "flow.checkpoint is not set (pass --flow-checkpoint FLOW_RUN, a `posetransfer "
-            "train-flow` run); it is needed with generator.use_flow or pixel_warp.enabled"
-        )
-    net, pose_map = load_flow_run(cfg.flow.checkpoint, cfg.flow.which, "cpu")
-    logger.info(
-        "flow regressor from %s, %s",
-        cfg.flow.checkpoint,
-        "fine-tuned" if cfg.flow.finetune else "frozen",
-    )
-    return net, pose_map
-
-
-def _datasets(cfg: GeneratorStageConfig) -> tuple[PairSubset, PairSubset | None]:
-    """Training pairs and validation pairs held out of the same split, by person."""
-    data = cfg.data
-    assert data.root is not None
-    common = {"protocol": data.protocol, "pose_map": data.pose_map}
-    base = PairDataset(
-        data.root, data.train_split, hflip_prob=data.hflip_prob, seed=cfg.train.seed, **common
-    )
-    if len(base) == 0:
-        raise ValueError(f"{data.root}: split {data.train_split!r} has no pairs")
-    first = base[0]
-    size = tuple(first.source_image.shape[-2:])
-    if size != tuple(cfg.generator.image_size):
-        raise ValueError(
-            f"{base.image_path(first.source_name)}: images of {data.root} are "
-            f"{size[0]}x{size[1]} after protocol {data.protocol!r}, but generator.image_size is "
-            f"{list(cfg.generator.image_size)}; set generator.image_size=[{size[0]},{size[1]}] "
-            "or pick another data.protocol"
-        )
-    split = carve_validation(
-        base.pairs, data.val_fraction, by=data.val_by, seed=data.val_seed,
-        max_pairs=data.val_max_pairs,
-    )  # fmt: skip
-    logger.info(
-        "%s: %d training pairs, %d validation pairs (%d of %d groups by %s)",
-        data.train_split, len(split.train), len(split.val), len(split.val_groups),
-        split.num_groups, data.val_by,
-    )  # fmt: skip
-    if not split.val:
-        return PairSubset(base, split.train), None
-    val_base = PairDataset(data.root, data.train_split, **common)
-    return PairSubset(base, split.train), PairSubset(val_base, split.val)

@@ -24,7 +24,14 @@ from PIL import Image
 from posetransfer.io import atomic_open, atomic_write_text
 from posetransfer.train.distributed import DistInfo, all_reduce_sum_
 
-__all__ = ["ScalarMeans", "StatsWriter", "make_grid", "save_image_grid", "truncate_jsonl"]
+__all__ = [
+    "ScalarMeans",
+    "StatsWriter",
+    "json_safe",
+    "make_grid",
+    "save_image_grid",
+    "truncate_jsonl",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +140,7 @@ class StatsWriter:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(_json_safe(record)) + "\n")
+            f.write(json.dumps(json_safe(record)) + "\n")
         if self._tb is not None:
             for tag, value in scalars.items():
                 self._tb.add_scalar(tag, value, record["step"])
@@ -146,10 +153,10 @@ class StatsWriter:
             self._tb = None
 
 
-def _json_safe(x: Any) -> Any:
+def json_safe(x: Any) -> Any:
     """Non-finite floats as strings ("nan", "inf"): strict JSON has no NaN."""
     if isinstance(x, Mapping):
-        return {k: _json_safe(v) for k, v in x.items()}
+        return {k: json_safe(v) for k, v in x.items()}
     if isinstance(x, float) and not math.isfinite(x):
         return str(x)
     return x
