@@ -193,6 +193,7 @@ class PoseTransferPipeline:
         tgt_xy: torch.Tensor,
         tgt_valid: torch.Tensor,
         flow: tuple[torch.Tensor, torch.Tensor] | None = None,
+        background: torch.Tensor | None = None,
     ) -> GeneratorOutput:
         """Render a batch.
 
@@ -202,6 +203,8 @@ class PoseTransferPipeline:
             tgt_xy: ``(B, 18, 2)`` target keypoints; ``tgt_valid`` ``(B, 18)``.
             flow: ``(flow (B, 2, H, W), visibility codes (B, H, W))`` to use instead of the
                 regressor's (e.g. :func:`body_flow`).
+            background: Optional ``(B, 3, H, W)`` sources with the person removed, for the
+                generator's background skips (see ``PoseTransferGenerator.forward``).
 
         Returns:
             The output on ``self.device``.
@@ -227,13 +230,41 @@ class PoseTransferPipeline:
         if flow is not None:
             flow, vis = flow[0].to(dev).float(), flow[1].to(dev).long()
         elif nets.flow_net is not None:
-            assert nets.flow_pose_map is not None
-            src, tgt = (
-                pose_maps(xy, valid, size, nets.flow_pose_map).contiguous(memory_format=fmt)
-                for xy, valid in ((src_xy, src_valid), (tgt_xy, tgt_valid))
+            flow, vis = self.predict_flow(src_xy, src_valid, tgt_xy, tgt_valid)
+        if background is not None:
+            background = background.to(dev, memory_format=fmt)
+        return transfer(nets.generator, nets.refiner, x_src, maps_tgt, flow, vis, background)  # type: ignore[arg-type]
+
+    @torch.no_grad()
+    def predict_flow(
+        self,
+        src_xy: torch.Tensor,
+        src_valid: torch.Tensor,
+        tgt_xy: torch.Tensor,
+        tgt_valid: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The flow regressor's flow and visibility for a batch of pose pairs.
+
+        Args:
+            src_xy: ``(B, 18, 2)`` source keypoints in pixels; ``src_valid`` ``(B, 18)``.
+            tgt_xy: ``(B, 18, 2)`` target keypoints; ``tgt_valid`` ``(B, 18)``.
+
+        Returns:
+            ``(flow (B, 2, H, W) in pixels, visibility (B, H, W) integer codes)``.
+
+        Raises:
+            ValueError: If the run's model uses no flow regressor.
+        """
+        nets, size, fmt, dev = self.nets, self.image_size, self.memory_format, self.device
+        if nets.flow_net is None or nets.flow_pose_map is None:
+            raise ValueError("this run's model has no flow regressor (generator.use_flow=false)")
+        src, tgt = (
+            pose_maps(xy.to(dev), valid.to(dev), size, nets.flow_pose_map).contiguous(
+                memory_format=fmt
             )
-            flow, vis = condition_from_prediction(nets.flow_net(src, tgt))
-        return transfer(nets.generator, nets.refiner, x_src, maps_tgt, flow, vis)  # type: ignore[arg-type]
+            for xy, valid in ((src_xy, src_valid), (tgt_xy, tgt_valid))
+        )
+        return condition_from_prediction(nets.flow_net(src, tgt))
 
     def __call__(
         self,
@@ -241,6 +272,7 @@ class PoseTransferPipeline:
         pose_src: Pose | Sequence[Pose],
         pose_tgt: Pose | Sequence[Pose],
         flow: tuple[torch.Tensor, torch.Tensor] | None = None,
+        background: torch.Tensor | None = None,
     ) -> GeneratorOutput:
         """Render ``B`` source images in target poses (see :meth:`run`).
 
@@ -249,6 +281,7 @@ class PoseTransferPipeline:
             pose_src: ``B`` source poses (or one).
             pose_tgt: ``B`` target poses (or one).
             flow: Optional ``(flow, visibility)`` replacing the regressor's.
+            background: Optional ``(B, 3, H, W)`` person-free sources (see :meth:`run`).
 
         Raises:
             PoseInputError: A pose with fewer than :data:`MIN_VALID_KEYPOINTS` valid points.
@@ -261,7 +294,7 @@ class PoseTransferPipeline:
             for i, pose in enumerate(poses):
                 check_pose(pose, f"{role} pose {i}")
         (src_xy, src_valid), (tgt_xy, tgt_valid) = (stack_poses(p) for p in lists)
-        return self.run(x_src, src_xy, src_valid, tgt_xy, tgt_valid, flow)
+        return self.run(x_src, src_xy, src_valid, tgt_xy, tgt_valid, flow, background)
 
 
 def body_flow(
