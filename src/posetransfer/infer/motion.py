@@ -1,0 +1,309 @@
+"""Motion transfer: a driving video's poses animate the person of a source photo.
+
+:func:`animate` runs the whole loop and writes an MP4:
+
+1. **poses**: every ``every``-th frame of the driving video through the pose detector in tracking
+   mode (:func:`~posetransfer.infer.detect.detect_sequence`); frames without a person are held;
+2. **smoothing**: a One-Euro filter per keypoint (:mod:`~posetransfer.infer.smoothing`), so a
+   still person does not jitter;
+3. **retargeting**: the driving skeleton gets the source person's scale, foot position and bone
+   lengths (:mod:`~posetransfer.infer.retarget`, the "global pose normalisation" of Everybody
+   Dance Now), then moves into the source's model frame;
+4. **flow**: the run's regressor, or ``flow="3d"``: the source body is fitted once and every
+   frame's body in batches (:func:`body_flows`);
+5. **rendering and encoding**: :meth:`RePoser.render <posetransfer.infer.repose.RePoser.render>`
+   in batches, composited over the source's background, written by
+   :class:`~posetransfer.infer.video.VideoWriter` (optionally side by side with the driving
+   frame), with a progress bar.
+
+:class:`MotionReport` says what happened: frames, held frames, failed fits, seconds per stage.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from posetransfer.infer.framing import Frame, box_from_pose
+from posetransfer.infer.repose import RePoser, SourcePerson
+from posetransfer.infer.retarget import retarget_sequence
+from posetransfer.infer.smoothing import smooth_poses
+from posetransfer.infer.video import VideoWriter, iter_frames, video_info
+from posetransfer.pose.keypoints import Pose, stack_poses
+
+__all__ = ["MotionOptions", "MotionReport", "animate", "body_flows", "driving_poses"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MotionOptions:
+    """How a driving video animates a photo.
+
+    Attributes:
+        every: Use every ``every``-th frame of the driving video.
+        max_frames: Stop after this many used frames (None: all).
+        smooth: One-Euro filter the driving keypoints.
+        min_cutoff: One-Euro cutoff (Hz) of a still point; lower is steadier.
+        beta: One-Euro speed coefficient; higher lags less behind fast motion.
+        retarget: Map the driving skeleton onto the source person (scale, position, bone
+            lengths); otherwise the driving person is framed as a whole.
+        side_by_side: Write ``driving | output`` frames.
+        batch_size: Frames rendered per network call.
+    """
+
+    every: int = 1
+    max_frames: int | None = None
+    smooth: bool = True
+    min_cutoff: float = 1.0
+    beta: float = 0.3
+    retarget: bool = True
+    side_by_side: bool = False
+    batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        if self.every < 1 or self.batch_size < 1:
+            raise ValueError(
+                f"every and batch_size must be >= 1, got {self.every}, {self.batch_size}"
+            )
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ValueError(f"max_frames must be >= 1 or None, got {self.max_frames}")
+
+
+@dataclass
+class MotionReport:
+    """What :func:`animate` did.
+
+    Attributes:
+        output: The MP4 written.
+        frames: Frames written.
+        fps: Their frame rate (the driving video's divided by ``every``).
+        missing_frames: Driving frames without a detected person (their pose was held).
+        failed_fits: Frames whose 3D body fit failed (the previous frame's flow was used).
+        seconds: Wall time per stage: ``detect``, ``smooth``, ``flow``, ``render``, ``encode``.
+    """
+
+    output: Path
+    frames: int = 0
+    fps: float = 0.0
+    missing_frames: list[int] = field(default_factory=list)
+    failed_fits: list[int] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready summary (frame indices listed up to 20)."""
+        total = sum(self.seconds.values())
+        return {
+            "output": str(self.output),
+            "frames": self.frames,
+            "fps": round(self.fps, 3),
+            "missing_frames": len(self.missing_frames),
+            "missing_first": self.missing_frames[:20],
+            "failed_fits": len(self.failed_fits),
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+            "frames_per_second": round(self.frames / total, 3) if total > 0 else None,
+        }
+
+
+class _Clock:
+    def __init__(self, seconds: dict[str, float]) -> None:
+        self.seconds = seconds
+
+    def add(self, stage: str, start: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
+
+
+def driving_poses(
+    video: str | Path,
+    every: int = 1,
+    max_frames: int | None = None,
+    *,
+    detector_config: Any = None,
+    person: int = 0,
+) -> tuple[list[Pose | None], float, tuple[int, int]]:
+    """Detect the driving person in every ``every``-th frame.
+
+    Returns:
+        ``(poses, fps, (H, W))``: one pose per used frame in the video's pixels (None where
+        nobody was found), the used frames' rate and the video's size.
+    """
+    from posetransfer.infer.detect import detect_sequence
+
+    info = video_info(video)
+    fps = info.fps / every
+    frames = (frame for _, frame in iter_frames(video, every, max_frames))
+    found = detect_sequence(frames, detector_config, fps=fps, person=person, name=str(video))
+    poses = [None if d is None else d.pose for d in found]
+    return poses, fps, (info.height, info.width)
+
+
+def body_flows(
+    model: Any, source: Pose, targets: Sequence[Pose], size: tuple[int, int], source_fit: Any = None
+) -> tuple[torch.Tensor, torch.Tensor, list[int], Any]:
+    """3D-body flows for many targets of one source: the source is fitted once.
+
+    Args:
+        model: The body model.
+        source: Source keypoints in the model frame.
+        targets: Target keypoints in the model frame.
+        size: ``(h, w)`` of the frame.
+        source_fit: The source's fit from an earlier call (None: fit it now).
+
+    Returns:
+        ``(flow (B, 2, h, w), visibility (B, h, w), failed target indices, source_fit)``; a
+        failed target's flow is zero and all BACKGROUND.
+    """
+    from posetransfer.body.fitting import fit_keypoints
+    from posetransfer.infer.pipeline import PoseInputError
+    from posetransfer.render.bodies import render_body_flow
+
+    if source_fit is None:
+        xy, valid = stack_poses([source])
+        source_fit = fit_keypoints(model, xy, valid, size)
+        if source_fit.camera.isnan().any():
+            raise PoseInputError(f"source pose: the body fit failed: {source_fit.reason[0]}")
+    xy, valid = stack_poses(list(targets))
+    fits = fit_keypoints(model, xy, valid, size)
+    failed = [i for i in range(len(targets)) if fits.camera[i].isnan().any()]
+    ok = [i for i in range(len(targets)) if i not in failed]
+    flow = torch.zeros(len(targets), 2, *size)
+    vis = torch.full((len(targets), *size), 2, dtype=torch.long)  # Visibility.BACKGROUND
+    if ok:
+        src, tgt = source_fit.select([0] * len(ok)), fits.select(ok)
+        field_ = render_body_flow(model, src.params, src.camera, tgt.params, tgt.camera, size)
+        flow[ok], vis[ok] = field_.flow, field_.visibility.long()
+    return flow, vis, failed, source_fit
+
+
+def _frame_targets(
+    source: SourcePerson, poses: list[Pose | None], retarget: bool, margin: float
+) -> list[Pose]:
+    """Driving poses (video pixels, no None) moved into the source's model frame."""
+    if retarget:
+        source_in_image = source.frame.to_image(source.pose)
+        mapped, norm = retarget_sequence(source_in_image, poses)
+        logger.info("retargeting: scale %.3f from the %s measure", norm.scale, norm.measure)
+        return [source.frame.to_frame(p) for p in mapped if p is not None]
+    boxes = np.array([box_from_pose(p) for p in poses if p is not None and p.num_valid > 1])
+    union = (*boxes[:, :2].min(0), *boxes[:, 2:].max(0))
+    height = int(max(1, np.ceil(union[3])))
+    width = int(max(1, np.ceil(union[2])))
+    frame = Frame.from_box(union, (height, width), source.frame.model_size, margin=margin)
+    return [frame.to_frame(p) for p in poses if p is not None]
+
+
+def _side_by_side(driving: np.ndarray, output: np.ndarray) -> np.ndarray:
+    """``driving | output``, the driving frame resized to the output's height."""
+    height = output.shape[0]
+    width = max(1, round(driving.shape[1] * height / driving.shape[0]))
+    small = np.asarray(Image.fromarray(driving).resize((width, height), Image.Resampling.BILINEAR))
+    return np.concatenate([small, output], axis=1)
+
+
+def _batches(items: Sequence[Pose], size: int) -> Iterator[tuple[int, list[Pose]]]:
+    for start in range(0, len(items), size):
+        yield start, list(items[start : start + size])
+
+
+def animate(
+    reposer: RePoser,
+    source: SourcePerson,
+    video: str | Path,
+    out: str | Path,
+    options: MotionOptions | None = None,
+    *,
+    person: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> MotionReport:
+    """Animate ``source`` with the motion of ``video`` and write an MP4 to ``out``.
+
+    Args:
+        reposer: The loaded run and photo options (flow mode, background, paste).
+        source: The source person (:meth:`RePoser.source`).
+        video: The driving video.
+        out: The MP4 to write (atomically: no half-written file under this name).
+        options: Motion settings.
+        person: Which driving person by size (0: the largest).
+        progress: Called as ``progress(done, total)`` after each rendered batch.
+
+    Returns:
+        The report of what was done.
+
+    Raises:
+        ValueError: If no frame of the video shows a person (naming the video).
+    """
+    opts = options or MotionOptions()
+    report = MotionReport(Path(out))
+    clock = _Clock(report.seconds)
+    start = time.perf_counter()
+    poses, fps, _ = driving_poses(
+        video, opts.every, opts.max_frames, detector_config=reposer.detector_config, person=person
+    )
+    clock.add("detect", start)
+    report.fps, report.missing_frames = fps, [i for i, p in enumerate(poses) if p is None]
+    if len(report.missing_frames) == len(poses):
+        raise ValueError(f"{video}: no person found in any of its {len(poses)} used frames")
+    start = time.perf_counter()
+    if opts.smooth:
+        smoothed = smooth_poses(poses, fps, opts.min_cutoff, opts.beta)
+        filled: list[Pose | None] = list(smoothed.poses)
+    else:
+        filled = _hold(poses)
+    targets = _frame_targets(source, filled, opts.retarget, reposer.options.margin)
+    clock.add("smooth", start)
+    driving = iter_frames(video, opts.every, opts.max_frames) if opts.side_by_side else None
+    source_fit, last = None, None
+    with VideoWriter(out, fps) as writer:
+        for offset, batch in _batches(targets, opts.batch_size):
+            start = time.perf_counter()
+            if reposer.options.flow == "3d":
+                flow, vis, failed, source_fit = body_flows(
+                    reposer._body_model(), source.pose, batch, reposer.model_size, source_fit
+                )
+                for i in failed:
+                    report.failed_fits.append(offset + i)
+                    if last is not None:
+                        flow[i], vis[i] = last
+                last = (flow[-1].clone(), vis[-1].clone())
+                flows = (flow, vis)
+            else:
+                flows = reposer.flows(source, batch)
+            clock.add("flow", start)
+            start = time.perf_counter()
+            results = reposer.render(source, batch, flows)
+            clock.add("render", start)
+            start = time.perf_counter()
+            for result in results:
+                frame = result.image
+                if driving is not None:
+                    frame = _side_by_side(next(driving)[1], frame)
+                writer.write(frame)
+            report.frames += len(results)
+            clock.add("encode", start)
+            if progress is not None:
+                progress(report.frames, len(targets))
+    if report.missing_frames:
+        logger.warning(
+            "%s: %d of %d frames had no person; their pose was held",
+            video, len(report.missing_frames), len(poses),
+        )  # fmt: skip
+    return report
+
+
+def _hold(poses: list[Pose | None]) -> list[Pose | None]:
+    """Fill None frames with the previous pose (leading ones with the first)."""
+    first = next(p for p in poses if p is not None)
+    out: list[Pose | None] = []
+    last = first
+    for pose in poses:
+        last = pose if pose is not None else last
+        out.append(last)
+    return out
