@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from posetransfer.conventions import NUM_KEYPOINTS
-from posetransfer.io import atomic_open
+from posetransfer.io import PathLike, atomic_open
 from posetransfer.pose.keypoints import Pose
 
 __all__ = [
@@ -50,7 +50,6 @@ __all__ = [
     "write_pairs_csv",
 ]
 
-PathLike = str | Path
 
 ANNOTATION_HEADER = ("name", "keypoints_y", "keypoints_x")
 PAIRS_HEADER = ("from", "to")

@@ -16,7 +16,6 @@ import io
 import json
 import logging
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,13 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from posetransfer.io import atomic_write_bytes
+from posetransfer.io import PathLike, atomic_write_bytes
 
 __all__ = ["RunStats", "Series", "StatsFormatError", "read_stats", "write_loss_curves"]
 
 logger = logging.getLogger(__name__)
 
-PathLike = str | os.PathLike[str]
 
 _NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 _PANEL_SIZE = (3.6, 2.6)  # inches per subplot

@@ -16,9 +16,10 @@ from typing import Final
 
 import numpy as np
 
+from posetransfer.io import PathLike
+
 __all__ = ["GridRow", "PathLike", "ReportData", "Section", "metric_higher_is_better"]
 
-PathLike = str | os.PathLike[str]
 # Metric-name tokens (split on "_"/"-") that tell the better direction: "mask_ssim", "ssim_256".
 _HIGHER_TOKENS: Final[frozenset[str]] = frozenset({"ssim", "psnr", "accuracy", "iou"})
 _LOWER_TOKENS: Final[frozenset[str]] = frozenset(
