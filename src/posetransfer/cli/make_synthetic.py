@@ -26,15 +26,19 @@ logger = logging.getLogger("posetransfer.make-synthetic")
 def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("data/synth"), help="output folder")
     add = parser.add_argument
+    # fmt: off
     add("--num-people", type=int, metavar="N", help="people (sets num_people)")
-    add("--poses-per-person", type=int, metavar="K", help="images per person")
-    add("--size", type=parse_size, metavar="HxW", help="image size, e.g. 128x96")
-    add("--seed", type=int, help="dataset seed")
+    add("--poses-per-person", type=int, metavar="K", help="per person (sets poses_per_person)")
+    add("--size", type=parse_size, metavar="HxW", help="image size, e.g. 128x96 (sets size)")
+    add("--seed", type=int, help="dataset seed (sets seed)")
     add("--unlit", action="store_true", help="pure albedo, no shading (sets lit=false)")
-    add("--textured-background", action="store_true", help="gradient and floor, not plain")
-    add("--preview", action="store_true", help="write OUT/preview.png (contact sheet)")
-    add("--format", choices=("npz", "corr", "both"), help="corr/both: also OUT/corr/*.corr")
-    add("--image-format", choices=("png", "jpg"), help="image files (png is lossless)")
+    add("--textured-background", action="store_true",
+        help="gradient and floor, not plain (sets textured_background=true)")
+    add("--preview", action="store_true", help="write OUT/preview.png (sets preview=true)")
+    add("--format", choices=("npz", "corr", "both"),
+        help="corr/both: also OUT/corr/*.corr (sets flow_format)")
+    add("--image-format", choices=("png", "jpg"), help="png is lossless (sets image_format)")
+    # fmt: on
     add("--shard", type=int, metavar="I", help="this process's shard (default: $RANK or 0)")
     add("--num-shards", type=int, metavar="N", help="shards (default: $WORLD_SIZE or 1)")
     add("--workers", type=int, default=1, metavar="N", help="local processes, one shard only")

@@ -40,6 +40,7 @@ from tqdm import tqdm
 from posetransfer.conventions import NUM_VISIBILITY_CLASSES, Visibility
 from posetransfer.data.datasets import PairBatch, PairDataset, collate_pairs
 from posetransfer.data.splits import PairSubset
+from posetransfer.eval.names import EPE_FG, EPE_VISIBLE, VIS_ACCURACY
 from posetransfer.losses.flow import flow_metrics, per_sample_epe
 from posetransfer.models.flow_regressor import FlowRegressor
 from posetransfer.train.checkpoint import find_checkpoint
@@ -50,6 +51,7 @@ __all__ = ["evaluate_flow", "evaluate_flow_run", "format_flow_table"]
 logger = logging.getLogger(__name__)
 
 _CLASSES = [code.name.lower() for code in Visibility]
+_ZERO, _MAJORITY = "_zero_flow", "_majority"  # suffixes of the two baselines' keys
 
 
 class _Totals:
@@ -70,8 +72,8 @@ class _Totals:
         body, visible = gt_vis != int(Visibility.BACKGROUND), gt_vis == int(Visibility.VISIBLE)
         nan = float("nan")
         values = {
-            "epe_fg_zero_flow": per_sample_epe(zero, gt_flow, body, empty=nan),
-            "epe_visible_zero_flow": per_sample_epe(zero, gt_flow, visible, empty=nan),
+            EPE_FG + _ZERO: per_sample_epe(zero, gt_flow, body, empty=nan),
+            EPE_VISIBLE + _ZERO: per_sample_epe(zero, gt_flow, visible, empty=nan),
         }
         for key, value in values.items():
             self.per_pair.setdefault(key, []).append(value.double().cpu())
@@ -143,8 +145,8 @@ def evaluate_flow(
             batch = batch.to(device)
             pred = model(batch.source_pose_map, batch.target_pose_map)
             values = flow_metrics(pred, batch.flow, batch.visibility, per_sample=True)
-            keys = ("epe_fg", "epe_visible", "vis_acc")
-            totals.add_model({k.replace("vis_acc", "vis_accuracy"): values[k] for k in keys})
+            keys = {EPE_FG: EPE_FG, EPE_VISIBLE: EPE_VISIBLE, VIS_ACCURACY: "vis_acc"}
+            totals.add_model({key: values[source] for key, source in keys.items()})
             totals.add(batch, pred.visibility)
     finally:
         model.train(was_training)
@@ -155,16 +157,16 @@ def evaluate_flow(
         torch.where(torch.arange(3) == majority, totals.class_pixels, 0.0),
         torch.where(torch.arange(3) == majority, totals.class_pixels.sum(), totals.class_pixels),
     )
-    epe_fg = torch.cat(totals.per_pair["epe_fg"])
+    epe_fg = torch.cat(totals.per_pair[EPE_FG])
     result: dict[str, Any] = {
-        "epe_fg": totals.mean("epe_fg"),
-        "epe_visible": totals.mean("epe_visible"),
-        "vis_accuracy": totals.mean("vis_accuracy"),
+        EPE_FG: totals.mean(EPE_FG),
+        EPE_VISIBLE: totals.mean(EPE_VISIBLE),
+        VIS_ACCURACY: totals.mean(VIS_ACCURACY),
         **{f"iou_{name}": value for name, value in zip(_CLASSES, iou, strict=True)},
         "miou": _nanmean(iou),
-        "epe_fg_zero_flow": totals.mean("epe_fg_zero_flow"),
-        "epe_visible_zero_flow": totals.mean("epe_visible_zero_flow"),
-        "vis_accuracy_majority": float(fractions[:, majority].mean()),
+        EPE_FG + _ZERO: totals.mean(EPE_FG + _ZERO),
+        EPE_VISIBLE + _ZERO: totals.mean(EPE_VISIBLE + _ZERO),
+        VIS_ACCURACY + _MAJORITY: float(fractions[:, majority].mean()),
         **{f"iou_{n}_majority": v for n, v in zip(_CLASSES, iou_majority, strict=True)},
         "miou_majority": _nanmean(iou_majority),
         "majority_class": Visibility(majority).name,
@@ -241,9 +243,8 @@ def evaluate_flow_run(
 
 def format_flow_table(result: dict[str, Any]) -> str:
     """A plain-text table of the model's metrics next to the baselines'."""
-    rows = [("epe_fg (px)", "epe_fg", "epe_fg_zero_flow", "zero flow")]
-    rows.append(("epe_visible (px)", "epe_visible", "epe_visible_zero_flow", "zero flow"))
-    rows.append(("vis_accuracy", "vis_accuracy", "vis_accuracy_majority", "majority class"))
+    rows = [(f"{key} (px)", key, key + _ZERO, "zero flow") for key in (EPE_FG, EPE_VISIBLE)]
+    rows.append((VIS_ACCURACY, VIS_ACCURACY, VIS_ACCURACY + _MAJORITY, "majority class"))
     rows += [(f"iou_{c}", f"iou_{c}", f"iou_{c}_majority", "majority class") for c in _CLASSES]
     rows.append(("miou", "miou", "miou_majority", "majority class"))
     lines = [f"{'metric':<18} {'model':>10} {'baseline':>10}  baseline kind"]

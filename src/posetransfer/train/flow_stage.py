@@ -104,7 +104,7 @@ class FlowStage(Stage):
         """One Adam step on the weighted loss; logs ``loss`` and every unweighted term."""
         _, terms = self._terms(batch, ctx)
         loss = total_loss(terms, self.cfg.loss)
-        ctx.update("flow", loss)
+        ctx.update(FLOW_OPTIMIZER, loss)
         return {"loss": loss.detach(), **{k: v.detach() for k, v in terms.items()}}
 
     def validate(self, batches: Iterable[PairBatch], ctx: StepContext) -> dict[str, float]:
