@@ -254,6 +254,27 @@ def test_zero_frame_video(tmp_path: Path, fmt: str, codec: str) -> None:
         list(iter_frames(path))
 
 
+def test_video_that_changes_size_mid_stream(tmp_path: Path) -> None:
+    # MPEG-TS streams concatenate byte-wise: 3 frames of 32x48, then 3 of 64x48.
+    parts = []
+    for height in (32, 64):
+        part = tmp_path / f"{height}.ts"
+        with av.open(str(part), "w", format="mpegts") as container:
+            stream = container.add_stream("libx264", rate=10)
+            stream.width, stream.height, stream.pix_fmt = 48, height, "yuv420p"
+            for frame in _frames(3, height, 48):
+                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+        parts.append(part.read_bytes())
+    mixed = tmp_path / "mixed.ts"
+    mixed.write_bytes(b"".join(parts))
+    assert video_info(mixed).frame_count == 6  # counted from packets: TS records no count
+    with pytest.raises(VideoInputError, match=r"mixed\.ts: frame 3 is 64x48 .* started at 32x48"):
+        list(iter_frames(mixed, every=5))
+
+
 def test_truncated_video_names_the_failing_frame(tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
     frames = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(20)]

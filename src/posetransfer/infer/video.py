@@ -157,9 +157,14 @@ def iter_frames(
     path = Path(path)
     with _open_input(av, path) as container:
         stream = container.streams.video[0]
-        yielded = 0
-        index = -1
+        yielded, index, size = 0, -1, None
         for index, frame in enumerate(_decode(av, path, container, stream)):
+            size = size or (frame.height, frame.width)
+            if (frame.height, frame.width) != size:
+                raise VideoInputError(
+                    f"{path}: frame {index} is {frame.height}x{frame.width} (HxW) but the video "
+                    f"started at {size[0]}x{size[1]}; videos that change size are not supported"
+                )
             if index % every:
                 continue
             rgb = frame.to_ndarray(format="rgb24")
@@ -339,10 +344,8 @@ def _import_av() -> ModuleType:
 @contextlib.contextmanager
 def _open_input(av: ModuleType, path: Path) -> Iterator[Any]:
     """Open ``path`` for reading with errors that name the file; yields the container."""
-    if not path.exists():
-        raise VideoInputError(f"{path}: no such video file")
     if not path.is_file():
-        raise VideoInputError(f"{path}: not a file")
+        raise VideoInputError(f"{path}: {'not a file' if path.exists() else 'no such video file'}")
     try:
         container = av.open(str(path), "r")
     except av.error.FFmpegError as error:
