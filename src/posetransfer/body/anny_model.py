@@ -215,6 +215,10 @@ class BodyModel(nn.Module):
             a positive angle flexes the joint.
     """
 
+    active_bone_ids: Tensor
+    regressor: Tensor
+    hinge_axes: Tensor
+
     def __init__(self, anny_model: anny.Anny) -> None:
         super().__init__()
         if list(anny_model.phenotype_labels) != list(PHENOTYPE_LABELS):

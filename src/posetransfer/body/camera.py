@@ -53,12 +53,12 @@ def make_camera(scale: Tensor | float, tx: Tensor | float, ty: Tensor | float) -
     Returns:
         ``(..., 3)`` float32 cameras ``(log s, tx, ty)``.
     """
-    scale, tx, ty = torch.broadcast_tensors(
+    s, x, y = torch.broadcast_tensors(
         *(torch.as_tensor(v, dtype=torch.float32) for v in (scale, tx, ty))
     )
-    if (scale <= 0).any():
-        raise ValueError(f"camera scale must be positive, got min {scale.min().item()}")
-    return torch.stack([scale.log(), tx, ty], dim=-1)
+    if (s <= 0).any():
+        raise ValueError(f"camera scale must be positive, got min {s.min().item()}")
+    return torch.stack([s.log(), x, y], dim=-1)
 
 
 def camera_scale(camera: Tensor) -> Tensor:

@@ -256,7 +256,9 @@ def _chain_frames(basis: KeypointBasis, rotations: Tensor) -> tuple[Tensor, Tens
     batch = rotations.shape[0]
     Cr = basis.frame_rot.expand(batch, -1, -1, -1)
     Ct = basis.frame_trans.expand(batch, -1, -1)
-    frames, bones, origins = [], [], []
+    frames: list[Tensor] = []
+    bones: list[Tensor] = []
+    origins: list[Tensor] = []
     for c, p in enumerate(basis.parents):
         if p < 0:
             rf, of = Cr[:, c], Ct[:, c]

@@ -117,7 +117,8 @@ def _patn_image_dir(root: Path, split: str) -> Path:
 
 def _discover_patn(root: Path, files: dict[tuple[str, str], Path], prefix: str) -> DatasetFiles:
     splits = sorted({split for _, split in files})
-    annotations, pairs = {}, {}
+    annotations: dict[str, Path] = {}
+    pairs: dict[str, Path] = {}
     for split in splits:
         for kind, table in (("annotation", annotations), ("pairs", pairs)):
             if (kind, split) not in files:

@@ -12,6 +12,7 @@ protocol 2-5 pickles written by Python 3 (numpy 2.x names ``numpy._core.*``; pro
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pickle
 from collections.abc import Callable
@@ -63,8 +64,8 @@ def _allowed_globals() -> dict[tuple[str, str], Callable[[], Any]]:
             ("multiarray", "scalar"),
             ("numeric", "_frombuffer"),
         ):
-            allowed[(f"{written}.{module}", name)] = lambda module=module, name=name: (
-                _numpy_attribute(f"{core}.{module}", name)
+            allowed[(f"{written}.{module}", name)] = functools.partial(
+                _numpy_attribute, f"{core}.{module}", name
             )
     return allowed
 

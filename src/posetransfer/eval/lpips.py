@@ -161,6 +161,9 @@ class LPIPS(nn.Module):
     The module is frozen (``requires_grad=False``) and starts in eval mode.
     """
 
+    shift: torch.Tensor
+    scale: torch.Tensor
+
     def __init__(
         self,
         backbone: str | os.PathLike[str] | None = None,

@@ -74,8 +74,8 @@ def _close(mask: np.ndarray, size: int) -> np.ndarray:
         padded = np.pad(m, half, constant_values=fill)
         return np.lib.stride_tricks.sliding_window_view(padded, (size, size))
 
-    dilated = window(mask, False).any(axis=(-2, -1))
-    return window(dilated, True).all(axis=(-2, -1))
+    dilated = np.asarray(window(mask, False).any(axis=(-2, -1)))
+    return np.asarray(window(dilated, True).all(axis=(-2, -1)))
 
 
 def pose_mask(

@@ -155,7 +155,9 @@ def match_predictions(
             f"{pred_dir}: predictions differ only by extension: {_listing(duplicates)}"
         )
 
-    matches, unmatched, ambiguous = [], [], []
+    matches: list[MatchedPair] = []
+    unmatched: list[str] = []
+    ambiguous: list[str] = []
     for path in preds:
         found = _candidates(path.stem, gt_by_stem, pair_set)
         if len(found) != 1:

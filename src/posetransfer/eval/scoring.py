@@ -258,7 +258,7 @@ def score_all(
             )
         masks = None
         if poses is not None:
-            masks = pose_masks(poses[start : start + len(chunk)], tuple(pred.shape[2:]))
+            masks = pose_masks(poses[start : start + len(chunk)], (pred.shape[2], pred.shape[3]))
         for key, value in _score_batch(pred, gt, masks, proto, lpips_model).items():
             scores.values[key].append(value)
         if inception is not None:

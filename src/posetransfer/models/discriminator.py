@@ -116,7 +116,7 @@ class PatchDiscriminator(nn.Module):
         """
         owner = type(self).__name__
         batch = check_image_input("x_src", x_src, 3, None, None, owner)
-        size = tuple(x_src.shape[-2:])
+        size = (x_src.shape[-2], x_src.shape[-1])
         check_image_input("image", image, 3, size, batch, owner)
         check_image_input("pose_tgt", pose_tgt, self.cfg.pose_channels, size, batch, owner)
         return self.layers(torch.cat((x_src, image, pose_tgt), dim=1))

@@ -346,7 +346,7 @@ class FlowRegressor(nn.Module):
             ValueError: On mismatched shapes or a wrong channel count.
         """
         x = self._input(pose_src, pose_tgt)
-        size = tuple(x.shape[-2:])
+        size = (x.shape[-2], x.shape[-1])
         x = pad_constant(x, self.cfg.stride)
         x = self.stem(x)
         skips = []

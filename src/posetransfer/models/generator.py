@@ -49,7 +49,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -101,7 +101,8 @@ class GeneratorOutput:
     def to(self, device: torch.device | str) -> GeneratorOutput:
         """A copy with every tensor on ``device``."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
-        return replace(self, **{k: v if v is None else v.to(device) for k, v in values.items()})
+        moved: dict[str, Any] = {k: v if v is None else v.to(device) for k, v in values.items()}
+        return replace(self, **moved)
 
 
 class VisibilityResidual(nn.Module):
@@ -212,7 +213,7 @@ class PoseTransferGenerator(nn.Module):
         if background is not None:
             self._check_background(background, x_src)
             background = pad_image(background, self.cfg.stride)
-        size, stride = tuple(x_src.shape[-2:]), self.cfg.stride
+        size, stride = (x_src.shape[-2], x_src.shape[-1]), self.cfg.stride
         x_src, pose_tgt = pad_image(x_src, stride), pad_constant(pose_tgt, stride)
         if self.cfg.use_flow:
             flow, vis = pad_constant(flow, stride), pad_visibility(vis, stride)
@@ -254,19 +255,29 @@ class PoseTransferGenerator(nn.Module):
         if not self.cfg.use_flow:
             return bottom, skips
         levels = self.cfg.warp_levels
+        if flow is None:
+            raise ValueError("flow is required when GeneratorConfig.use_flow is True")
         flows = flow_pyramid(flow, levels)
-        probs = None if self.cfg.visibility == "none" else visibility_probabilities(vis, levels)
+        probs: list[torch.Tensor] | None = None
+        if self.cfg.visibility != "none":
+            if vis is None:
+                raise ValueError(
+                    f"vis is required with GeneratorConfig.visibility={self.cfg.visibility!r}"
+                )
+            probs = visibility_probabilities(vis, levels)
         if background is not None:
+            assert vis is not None, "background needs a visibility mode (checked in forward)"
             skips = self._background_skips(skips, background, vis)
         for lv in range(levels):
             warped = [warp(s, flows[lv]) for s in skips[lv]]
             if self.cfg.visibility == "mask":
+                assert probs is not None
                 keep = 1.0 - probs[lv][:, _BG : _BG + 1].to(warped[0].dtype)
                 warped = [w * keep for w in warped]
             elif self.cfg.visibility == "residual":
-                warped = [
-                    blk(w, probs[lv]) for blk, w in zip(self.vis_blocks[lv], warped, strict=True)
-                ]
+                assert probs is not None
+                blocks = cast(nn.ModuleList, self.vis_blocks[lv])
+                warped = [blk(w, probs[lv]) for blk, w in zip(blocks, warped, strict=True)]
             skips[lv] = warped
         return bottom, skips
 

@@ -196,7 +196,7 @@ class PixelWarpRefiner(nn.Module):
         Returns:
             ``(B, 1, H, W)`` logits.
         """
-        size, stride = tuple(coarse.shape[-2:]), self.cfg.stride
+        size, stride = (coarse.shape[-2], coarse.shape[-1]), self.cfg.stride
         vis_probs = visibility_probabilities(pad_visibility(vis, stride), 1)[0]
         inputs = [
             pad_constant(warped_src, stride, BLANK_VALUE),
@@ -252,7 +252,7 @@ class PixelWarpRefiner(nn.Module):
         """Raise ``ValueError`` naming the argument on any shape mismatch."""
         owner = type(self).__name__
         batch = check_image_input("x_src", x_src, 3, None, None, owner)
-        size = tuple(x_src.shape[-2:])
+        size = (x_src.shape[-2], x_src.shape[-1])
         check_image_input("coarse", coarse, 3, size, batch, owner)
         check_image_input("flow", flow, 2, size, batch, owner)
         check_visibility_input(vis, batch, size, owner)

@@ -17,6 +17,8 @@ outputs are bit-identical to running the network directly.
 
 from __future__ import annotations
 
+from typing import overload
+
 import torch
 import torch.nn.functional as F
 
@@ -52,12 +54,16 @@ def pad_image(x: torch.Tensor, stride: int) -> torch.Tensor:
         ``(B, C, H', W')`` with ``H'``, ``W'`` the next multiples of ``stride``; ``x`` itself if
         nothing is needed.
     """
-    pad_h, pad_w = pad_amount(tuple(x.shape[-2:]), stride)
+    pad_h, pad_w = pad_amount((x.shape[-2], x.shape[-1]), stride)
     if not (pad_h or pad_w):
         return x
     return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
 
 
+@overload
+def pad_constant(x: torch.Tensor, stride: int, value: float = 0.0) -> torch.Tensor: ...
+@overload
+def pad_constant(x: None, stride: int, value: float = 0.0) -> None: ...
 def pad_constant(x: torch.Tensor | None, stride: int, value: float = 0.0) -> torch.Tensor | None:
     """Pad ``(B, C, H, W)`` at the bottom/right with ``value`` (0 for pose maps and flow).
 
@@ -66,12 +72,16 @@ def pad_constant(x: torch.Tensor | None, stride: int, value: float = 0.0) -> tor
     """
     if x is None:
         return None
-    pad_h, pad_w = pad_amount(tuple(x.shape[-2:]), stride)
+    pad_h, pad_w = pad_amount((x.shape[-2], x.shape[-1]), stride)
     if not (pad_h or pad_w):
         return x
     return F.pad(x, (0, pad_w, 0, pad_h), value=value)
 
 
+@overload
+def pad_visibility(vis: torch.Tensor, stride: int) -> torch.Tensor: ...
+@overload
+def pad_visibility(vis: None, stride: int) -> None: ...
 def pad_visibility(vis: torch.Tensor | None, stride: int) -> torch.Tensor | None:
     """Pad visibility at the bottom/right as BACKGROUND; None stays None.
 
@@ -85,7 +95,7 @@ def pad_visibility(vis: torch.Tensor | None, stride: int) -> torch.Tensor | None
     """
     if vis is None:
         return None
-    pad_h, pad_w = pad_amount(tuple(vis.shape[-2:]), stride)
+    pad_h, pad_w = pad_amount((vis.shape[-2], vis.shape[-1]), stride)
     if not (pad_h or pad_w):
         return vis
     pads = (0, pad_w, 0, pad_h)
@@ -97,6 +107,10 @@ def pad_visibility(vis: torch.Tensor | None, stride: int) -> torch.Tensor | None
     return torch.cat(channels, dim=1)
 
 
+@overload
+def crop_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor: ...
+@overload
+def crop_to(x: None, size: tuple[int, int]) -> None: ...
 def crop_to(x: torch.Tensor | None, size: tuple[int, int]) -> torch.Tensor | None:
     """The top-left ``(H, W)`` of ``(..., H', W')`` (a view; ``x`` itself if already that size)."""
     if x is None or tuple(x.shape[-2:]) == tuple(size):

@@ -80,6 +80,9 @@ class VGG19Features(nn.Module):
         {'relu1_1': (1, 64, 32, 32), 'relu3_1': (1, 256, 8, 8)}
     """
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self) -> None:
         super().__init__()
         layers: list[nn.Module] = []
@@ -126,7 +129,7 @@ class VGG19Features(nn.Module):
         wanted = {VGG19_LAYERS[name]: name for name in layers}
         h = ((x + 1.0) * 0.5 - self.mean) / self.std
         found: dict[str, torch.Tensor] = {}
-        for index, layer in enumerate(self.features[: max(wanted) + 1]):
+        for index, layer in enumerate(list(self.features)[: max(wanted) + 1]):
             h = layer(h)
             if index in wanted:
                 found[wanted[index]] = h

@@ -277,7 +277,7 @@ def textured_warp_error(
         ``region`` ``(B, H, W)`` bool: where it is meaningful, i.e. VISIBLE target pixels off
         the 1-pixel silhouette band whose bilinear source footprint lies on the body.
     """
-    size = tuple(field.flow.shape[-2:])
+    size = (field.flow.shape[-2], field.flow.shape[-1])
     frag_src = rasterize(verts_src, model.faces, size)
     frag_tgt = rasterize(verts_tgt, model.faces, size)
     tex_src, tex_tgt = rest_texture(model, frag_src), rest_texture(model, frag_tgt)
