@@ -140,7 +140,7 @@ def fit_global_normalisation(
     raise ValueError(
         "cannot normalise the driving poses: the source pose and the driving poses must both "
         "show the neck plus an ankle or a hip (source has "
-        f"{[_K(k).name.lower() for k in np.flatnonzero(source.valid)]}, "
+        f"{[_K(int(k)).name.lower() for k in np.flatnonzero(source.valid)]}, "
         f"{len(frames)} driving frames with a pose)"
     )
 
