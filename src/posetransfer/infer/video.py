@@ -34,6 +34,7 @@ from posetransfer.io import check_rgb
 
 __all__ = [
     "DEFAULT_CRF",
+    "VIDEO_SUFFIXES",
     "VideoBackendMissingError",
     "VideoInfo",
     "VideoInputError",
@@ -48,6 +49,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_CRF: Final[int] = 18
 
 _INSTALL_HINT: Final[str] = "pip install 'posetransfer[video]'"
+
+#: File suffixes treated as videos by the commands (lower case).
+VIDEO_SUFFIXES: Final[tuple[str, ...]] = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm")
 
 _PRESETS: Final = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow")
 
@@ -183,15 +187,10 @@ class VideoWriter:
     """Write RGB frames to a browser-playable MP4 (H.264, yuv420p), atomically.
 
     Frames go to a hidden temporary file in the target's folder; leaving the ``with`` block
-    normally finishes the stream and renames it to ``path``; an exception (or Ctrl-C) inside the
-    block deletes it, so no half-written video ever carries the final name. Odd frame sizes are
-    padded by one pixel (edge pixels repeated) at the right/bottom, since yuv420p needs even sizes.
-
-    Example::
-
-        with VideoWriter("out.mp4", fps=25) as writer:
-            for frame in frames:  # (H, W, 3) uint8
-                writer.write(frame)
+    normally (``with VideoWriter(path, 25) as w: w.write(frame)``) finishes the stream and
+    renames it to ``path``; an exception (or Ctrl-C) inside the block deletes it, so no
+    half-written video ever carries the final name. Odd frame sizes are padded by one pixel
+    (edge pixels repeated) at the right/bottom, since yuv420p needs even sizes.
 
     Args:
         path: Destination ``.mp4`` file; parent folders are created.
