@@ -1,8 +1,10 @@
 """The ``posetransfer infer`` command: render people in new poses with a trained ``train`` run.
 
-``infer --checkpoint RUN_DIR`` renders either a pair list (``--data ROOT --pairs CSV --out DIR``:
-``DIR/<source>_2_<target>.png``) or one image (``--source IMG --source-pose POSE --target-pose
-POSE --out OUT.png``); ``--flow 3d`` takes the flow from the synthesis stage (body fit and render)
+``infer --checkpoint RUN_DIR`` renders a pair list (``--data ROOT --pairs CSV --out DIR``:
+``DIR/<source>_2_<target>.png``), one image of the run's protocol (``--source IMG --source-pose
+POSE --target-pose POSE --out OUT.png``), or any photo (``--source PHOTO --target T --out O``,
+where ``T`` is a photo, a pose or a driving video: :mod:`posetransfer.cli.infer_photo`);
+``--flow 3d`` takes the flow from the synthesis stage (body fit and render)
 instead of the run's flow regressor. ``--flow``, ``--which``, ``--batch-size`` and ``--device``
 set the config keys of the same names on top of ``--config`` and the overrides, so ``--dry-run``
 prints the configuration that runs.
@@ -24,6 +26,7 @@ from PIL import Image
 
 from posetransfer.body.fitting import FitConfig
 from posetransfer.cli.command import Command
+from posetransfer.cli.infer_photo import PhotoConfig, VideoConfig, run_photo
 from posetransfer.cli.options import (
     add_device_option,
     add_threads_option,
@@ -58,6 +61,8 @@ class InferConfig:
         min_valid_keypoints: Fewest valid keypoints a pose needs.
         fit: Body-fit settings for ``flow="3d"``.
         depth_tolerance_m: Occlusion tolerance of the ``3d`` visibility, in metres.
+        photo: How a photo is framed, composited and pasted (``--target`` mode).
+        video: How a driving video animates the photo (``--target VIDEO``).
     """
 
     which: Literal["best", "latest"] = "best"
@@ -68,6 +73,8 @@ class InferConfig:
     min_valid_keypoints: int = 4
     fit: FitConfig = field(default_factory=FitConfig)
     depth_tolerance_m: float = DEFAULT_DEPTH_TOLERANCE_M
+    photo: PhotoConfig = field(default_factory=PhotoConfig)
+    video: VideoConfig = field(default_factory=VideoConfig)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -80,9 +87,17 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     add("--out", type=Path, help="output folder (pair list) or OUT.png (one image) (required)")
     add("--data", type=Path, metavar="ROOT", help="dataset holding the pairs' images and keypoints")
     add("--pairs", type=Path, metavar="CSV", help="pair list (from,to) to render")
-    add("--source", type=Path, metavar="IMG", help="source image (one-image mode)")
+    add("--source", type=Path, metavar="IMG", help="source photo (any size; one-image mode)")
+    add("--target", metavar="T", help="target photo, pose or driving video (photo mode)")
     add("--source-pose", metavar="POSE", help="source pose: JSON, PATN row file[#NAME] or row")
     add("--target-pose", metavar="POSE", help="target pose, as --source-pose")
+    looks = parser.add_mutually_exclusive_group()  # pasting keeps the photo's own background
+    looks.add_argument("--paste", action="store_true", default=None, help="sets photo.paste=true")
+    looks.add_argument("--background", metavar="source|white|IMAGE", help="sets photo.background")
+    add("--person", type=int, metavar="N", help="sets photo.person (0: the largest)")
+    add("--every", type=positive_int, metavar="K", help="sets video.every")
+    add("--max-frames", type=positive_int, metavar="N", help="sets video.max_frames")
+    add("--side-by-side", action="store_true", default=None, help="sets video.side_by_side=true")
     add("--flow", choices=("regressor", "3d"), help="flow source (sets flow)")
     add("--which", choices=("best", "latest"), help="checkpoint (sets which)")
     add("--batch-size", type=positive_int, metavar="N", help="sets batch_size")
@@ -93,7 +108,23 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 def _configure(args: argparse.Namespace, cfg: InferConfig) -> InferConfig:
     flags = {"flow": args.flow, "which": args.which, "batch_size": args.batch_size,
              "device": args.device}  # fmt: skip
-    return with_flags(cfg, flags)
+    photo = {
+        "photo.background": args.background,
+        "photo.paste": args.paste,
+        "photo.person": args.person,
+        "video.every": args.every,
+        "video.max_frames": args.max_frames,
+        "video.side_by_side": args.side_by_side,
+    }
+    return with_flags(cfg, {**flags, **photo})
+
+
+def _photo_mode(args: argparse.Namespace) -> bool:
+    """Any photo: ``--target``, or ``--target-pose`` without ``--source-pose`` (detected)."""
+    if args.target is not None and args.target_pose is not None:
+        raise ValueError("give --target T or --target-pose POSE, not both")
+    legacy = args.source_pose is not None and args.target_pose is not None
+    return args.source is not None and (args.target is not None or not legacy)
 
 
 def _pair_mode(args: argparse.Namespace) -> bool:
@@ -114,6 +145,15 @@ def _pair_mode(args: argparse.Namespace) -> bool:
 
 
 def _run(args: argparse.Namespace, cfg: InferConfig) -> int:
+    if _photo_mode(args):
+        require(args, "checkpoint", "out")
+        if args.target is None and args.target_pose is None:
+            raise ValueError("photo mode needs --target T (a photo, pose or video)")
+        set_torch_threads(args.threads)
+        pipeline = PoseTransferPipeline.from_run(
+            args.checkpoint, cfg.which, resolve_device(cfg.device)
+        )
+        return run_photo(args, pipeline, cfg.flow, cfg.photo, cfg.video, cfg.batch_size)
     pair_mode = _pair_mode(args)
     set_torch_threads(args.threads)
     if not pair_mode:  # cheap checks before loading anything
@@ -181,5 +221,10 @@ INFER = Command(
     "--source-pose POSE --target-pose POSE --out OUT.png; a POSE is a JSON file of 18 [x, y] "
     "pixel indices (-1 missing), a PATN annotation file (FILE#NAME picks a row) or a PATN "
     "row 'name: [y...]: [x...]'. --flow 3d fits the body model to both poses and renders "
-    "the flow instead of using the run's flow regressor.",
+    "the flow instead of using the run's flow regressor. Any photo: --checkpoint RUN_DIR "
+    "--source PHOTO --target T --out O, T a photo (its pose is detected), a pose or a video: "
+    "the source person is detected (or --source-pose), framed, re-posed and composited over "
+    "the photo's background (--background source|white|IMAGE; --paste puts it back into the "
+    "whole photo); a video target writes O.mp4 (every --every K-th frame, smoothed, "
+    "retargeted to the source person; --side-by-side), else O.png.",
 )

@@ -259,6 +259,19 @@ class RePoser:
         )
         return check_pose(frame.to_frame(found.pose, drop_outside=True), f"{name} pose")
 
+    def framed_pose(self, pose: Pose, name: str = "target") -> Pose:
+        """A pose in any image's pixels moved into the model's frame by its own box.
+
+        The box around the valid keypoints, with the margin, is framed like a detected person,
+        so a pose file from an image of any size (a dataset annotation, a pose from another
+        tool) gives a person of the usual size in the frame.
+        """
+        check_pose(pose, f"{name} pose")
+        box = box_from_pose(pose)
+        size = (max(1, int(np.ceil(box[3]))), max(1, int(np.ceil(box[2]))))
+        frame = Frame.from_box(box, size, self.model_size, margin=self.options.margin)
+        return check_pose(frame.to_frame(pose), f"{name} pose")
+
     # ------------------------------------------------------------------------------ render
 
     def flows(
