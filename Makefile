@@ -8,7 +8,7 @@ export WARP_CACHE_PATH ?= $(CURDIR)/.cache/warp
 export XDG_CACHE_HOME  ?= $(CURDIR)/.cache/xdg
 export MPLCONFIGDIR    ?= $(CURDIR)/.cache/matplotlib
 
-.PHONY: install browser test demo lint bench clean
+.PHONY: install browser test demo lint bench clean real-videos
 
 install: $(STAMP)
 
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first: the local CPU build; any later requirement it satisfies installs nothing more.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev,video]'
+	$(PY) -m pip install --quiet -e '.[dev,pose,video]'
 	touch $(STAMP)
 
 # The report test opens HTML in headless Chromium (Debian's `chromium`); installed when missing
@@ -36,6 +36,10 @@ test: install browser
 
 demo: install
 	$(VENV)/bin/posetransfer demo
+
+# Real people on video (BSD-3 demo videos from the pose2sim and sports2d wheels) in .cache/real.
+real-videos: install
+	$(PY) benchmarks/real_videos.py
 
 lint: install
 	$(PY) -m ruff check src tests benchmarks

@@ -33,6 +33,7 @@ import yaml
 from posetransfer import __version__
 from posetransfer.cli.command import USER_ERRORS, Command
 from posetransfer.cli.demo import DEMO
+from posetransfer.cli.detect_pose import DETECT_POSE
 from posetransfer.cli.evaluate import EVALUATE
 from posetransfer.cli.evaluate_flow import EVALUATE_FLOW
 from posetransfer.cli.infer import INFER
@@ -62,6 +63,7 @@ COMMANDS: dict[str, Command] = {
         TRAIN,
         INFER,
         EVALUATE,
+        DETECT_POSE,
         DEMO,
     )
 }

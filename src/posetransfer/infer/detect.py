@@ -1,0 +1,359 @@
+"""Find people in photos and video frames: 18 keypoints, a segmentation mask and a person box.
+
+The detector is MediaPipe's BlazePose (GHUM 3D, the ``full`` landmark model) run through the
+Tasks ``PoseLandmarker``, which finds up to ``num_poses`` people per image. It needs the optional
+``pose`` extra (``pip install 'posetransfer[pose]'``), imported only when a detector opens.
+
+Nothing is downloaded: the model files come from the MediaPipe wheel
+(:mod:`posetransfer.infer.pose_backend`); on real frames this gives the legacy
+``mp.solutions.pose`` (``model_complexity=1``) landmarks to < 1.1 px at 256 px high, with the
+same visibilities and masks (docs/real_people.md).
+
+- :class:`PoseDetector` (a context manager): :meth:`~PoseDetector.detect_all` gives every person
+  found, largest first; :meth:`~PoseDetector.detect` gives one (``person=INDEX``, 0 the largest)
+  or raises :class:`NoPersonError`;
+- :func:`detect_sequence`: video frames in tracking mode, one :class:`Detection` or None each.
+
+Coordinates: MediaPipe's normalised landmarks times the image width and height are continuous
+pixels with the origin at the image's top-left corner, the project's convention (pixel ``(i, j)``
+has its centre at ``(j + 0.5, i + 0.5)``). Points outside the image are marked invalid.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final
+
+import numpy as np
+
+from posetransfer.conventions import NUM_KEYPOINTS, Keypoint
+from posetransfer.infer.framing import Frame
+from posetransfer.infer.person_box import Box, box_area, person_bounds, person_box
+from posetransfer.infer.pose_backend import (
+    INSTALL_HINT,
+    PoseBackendMissingError,
+    create_landmarker,
+    import_mediapipe,
+)
+from posetransfer.io import check_rgb
+from posetransfer.pose.keypoints import BLAZEPOSE33_INDEX, Pose
+
+__all__ = [
+    "INSTALL_HINT",
+    "Detection",
+    "DetectorConfig",
+    "NoPersonError",
+    "PoseBackendMissingError",
+    "PoseDetector",
+    "detect_sequence",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class NoPersonError(ValueError):
+    """No person (or not the requested one) was found in an image; the message names it."""
+
+
+_UNIT_FIELDS: Final = (
+    "min_detection_confidence",
+    "min_presence_confidence",
+    "min_tracking_confidence",
+    "keypoint_threshold",
+    "mask_threshold",
+)
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Settings of :class:`PoseDetector`.
+
+    Attributes:
+        num_poses: Most people looked for in one image (1 is fastest: one landmark pass).
+        min_detection_confidence: Person-detector score a candidate needs.
+        min_presence_confidence: Landmark-model presence score a person needs.
+        min_tracking_confidence: Video mode: below this the detector runs again instead of
+            tracking from the previous frame.
+        keypoint_threshold: A keypoint is valid when its visibility is above this.
+        mask_threshold: Mask values above this count as the person for the box.
+        margin: Fraction of the tight person box's larger side added on every side.
+        aspect: ``(H, W)`` whose aspect ratio the person box takes, e.g. ``[256, 176]``.
+    """
+
+    num_poses: int = 4
+    min_detection_confidence: float = 0.5
+    min_presence_confidence: float = 0.5
+    min_tracking_confidence: float = 0.5
+    keypoint_threshold: float = 0.5
+    mask_threshold: float = 0.5
+    margin: float = 0.1
+    aspect: tuple[int, int] = (256, 176)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.num_poses, bool) or not isinstance(self.num_poses, int):
+            raise ValueError(f"num_poses must be a positive integer, got {self.num_poses!r}")
+        if self.num_poses < 1:
+            raise ValueError(f"num_poses must be a positive integer, got {self.num_poses!r}")
+        for name in _UNIT_FIELDS:
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+        if not self.margin >= 0:
+            raise ValueError(f"margin must be a non-negative fraction, got {self.margin!r}")
+        aspect = tuple(self.aspect)
+        if len(aspect) != 2 or any(isinstance(v, bool) or int(v) != v or v <= 0 for v in aspect):
+            raise ValueError(f"aspect must be two positive integers (H, W), got {self.aspect!r}")
+        object.__setattr__(self, "aspect", (int(aspect[0]), int(aspect[1])))
+
+
+@dataclass(frozen=True, eq=False)
+class Detection:
+    """One person found in one image.
+
+    Attributes:
+        pose: 18 keypoints in the image's continuous pixels; points with a visibility at or
+            below the threshold, or outside the image, are invalid.
+        scores: ``(18,)`` float32 visibility per keypoint (the neck: the lower shoulder's).
+        mask: ``(H, W)`` float32 person probability in ``[0, 1]`` at the image's size.
+        bounds: Tight box ``(left, top, right, bottom)`` around the keypoints and the mask.
+        box: ``bounds`` with the margin, grown to the config's aspect; may leave the image.
+        landmarks: ``(33, 3)`` float32 raw BlazePose ``(x, y, visibility)``, x and y in pixels.
+    """
+
+    pose: Pose
+    scores: np.ndarray
+    mask: np.ndarray
+    bounds: Box
+    box: Box
+    landmarks: np.ndarray
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """``(H, W)`` of the image the person was found in."""
+        return int(self.mask.shape[0]), int(self.mask.shape[1])
+
+    @property
+    def size(self) -> float:
+        """Area of :attr:`bounds` in square pixels (people are ordered by it)."""
+        return box_area(self.bounds)
+
+    def frame(self, model_size: tuple[int, int]) -> Frame:
+        """The crop of :attr:`box` for a model of ``(H, W)`` (same aspect as the config's).
+
+        Raises:
+            ValueError: If ``model_size`` has another aspect ratio than the box.
+        """
+        return Frame(self.box, self.image_size, model_size)
+
+
+class PoseDetector:
+    """MediaPipe pose landmarker on ``(H, W, 3)`` uint8 RGB images; use it in a ``with`` block.
+
+    Example::
+
+        with PoseDetector() as detector:
+            detection = detector.detect(load_image(path), name=str(path))
+
+    Args:
+        config: Detector settings.
+        video: Tracking mode for consecutive frames of one video (:func:`detect_sequence`);
+            calls then need increasing ``timestamp_ms``.
+
+    Raises:
+        PoseBackendMissingError: If MediaPipe is not installed.
+    """
+
+    def __init__(self, config: DetectorConfig | None = None, *, video: bool = False) -> None:
+        self.config = config or DetectorConfig()
+        self.video = video
+        self._mp = import_mediapipe()
+        self._landmarker: Any = None
+
+    def __enter__(self) -> PoseDetector:
+        if self._landmarker is None:
+            cfg = self.config
+            self._landmarker = create_landmarker(
+                video=self.video,
+                num_poses=cfg.num_poses,
+                min_detection_confidence=cfg.min_detection_confidence,
+                min_presence_confidence=cfg.min_presence_confidence,
+                min_tracking_confidence=cfg.min_tracking_confidence,
+            )
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the MediaPipe graph (idempotent)."""
+        if self._landmarker is not None:
+            self._landmarker.close()
+            self._landmarker = None
+
+    def detect_all(
+        self, image: np.ndarray, name: str = "image", *, timestamp_ms: int | None = None
+    ) -> list[Detection]:
+        """Every person found in ``image``, largest first.
+
+        Args:
+            image: ``(H, W, 3)`` uint8 RGB.
+            name: What to call the image in messages (a file name).
+            timestamp_ms: Video mode only: the frame's time, increasing from call to call.
+
+        Returns:
+            Up to ``config.num_poses`` detections ordered by :attr:`Detection.size`, descending;
+            empty when nobody is found.
+
+        Raises:
+            ValueError: On a bad image, or a timestamp missing in video mode.
+            RuntimeError: If the detector is not open (use it in a ``with`` block).
+        """
+        check_rgb(image, name)
+        if self._landmarker is None:
+            raise RuntimeError("PoseDetector is not open: use it in a 'with' block")
+        mp_image = self._mp.Image(
+            image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(image)
+        )
+        if self.video:
+            if timestamp_ms is None:
+                raise ValueError("a video-mode PoseDetector needs each frame's timestamp_ms")
+            result = self._landmarker.detect_for_video(mp_image, int(timestamp_ms))
+        else:
+            result = self._landmarker.detect(mp_image)
+        masks = result.segmentation_masks or [None] * len(result.pose_landmarks)
+        found = [
+            self._detection(landmarks, mask, image.shape[:2])
+            for landmarks, mask in zip(result.pose_landmarks, masks, strict=True)
+        ]
+        return sorted(found, key=lambda d: d.size, reverse=True)
+
+    def detect(
+        self,
+        image: np.ndarray,
+        name: str = "image",
+        *,
+        person: int = 0,
+        timestamp_ms: int | None = None,
+    ) -> Detection:
+        """The ``person``-th largest person in ``image``.
+
+        Logs a warning naming how many people were found when there are several.
+
+        Args:
+            image: ``(H, W, 3)`` uint8 RGB.
+            name: What to call the image in messages (a file name).
+            person: 0 for the largest person, 1 for the next, ...
+            timestamp_ms: Video mode only, as in :meth:`detect_all`.
+
+        Raises:
+            NoPersonError: If nobody, or fewer than ``person + 1`` people, were found.
+        """
+        if isinstance(person, bool) or not isinstance(person, int) or person < 0:
+            raise ValueError(f"person must be a non-negative index, got {person!r}")
+        found = self.detect_all(image, name, timestamp_ms=timestamp_ms)
+        return _pick(found, person, name)
+
+    def _detection(self, landmarks: Any, mask: Any, image_size: tuple[int, int]) -> Detection:
+        height, width = image_size
+        raw = np.array([(lm.x, lm.y, lm.visibility) for lm in landmarks], np.float64)
+        raw = np.nan_to_num(raw, nan=0.0, posinf=0.0, neginf=0.0)
+        raw[:, 0] *= width
+        raw[:, 1] *= height
+        cfg = self.config
+        pose = Pose.from_blazepose33(raw[:, :2], raw[:, 2], threshold=cfg.keypoint_threshold)
+        pose = pose.transform((1.0, 1.0), (0.0, 0.0), size=image_size)  # drop points outside
+        if mask is None:
+            prob = np.zeros(image_size, np.float32)
+        else:
+            prob = np.array(mask.numpy_view(), dtype=np.float32).reshape(image_size)
+            np.clip(prob, 0.0, 1.0, out=prob)
+        bounds = person_bounds(pose, prob, mask_threshold=cfg.mask_threshold)
+        box = person_box(pose, prob, image_size, cfg.aspect,
+                         margin=cfg.margin, mask_threshold=cfg.mask_threshold)  # fmt: skip
+        return Detection(pose, _scores18(raw[:, 2]), prob, bounds, box, raw.astype(np.float32))
+
+
+def detect_sequence(
+    frames: Iterable[np.ndarray],
+    config: DetectorConfig | None = None,
+    *,
+    fps: float = 30.0,
+    person: int = 0,
+    name: str = "video",
+) -> Iterator[Detection | None]:
+    """Detect people in consecutive video frames, tracking them from frame to frame.
+
+    The landmarker runs in video mode (the Tasks counterpart of the legacy
+    ``static_image_mode=False``): after a person is found, the next frame's search starts from
+    their landmarks, and the person detector runs again only when tracking is lost.
+
+    Args:
+        frames: ``(H, W, 3)`` uint8 RGB frames in order (e.g. from ``infer.video.iter_frames``).
+        config: Detector settings.
+        fps: Frame rate of ``frames`` (timestamps for the tracker); for every ``K``-th frame of a
+            video, pass the video's fps divided by ``K``.
+        person: Which person by size in each frame (0: the largest).
+        name: What to call the video in messages.
+
+    Yields:
+        One item per frame: the detection, or None when the frame has no such person.
+
+    Raises:
+        PoseBackendMissingError: If MediaPipe is not installed.
+    """
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps!r}")
+    if isinstance(person, bool) or not isinstance(person, int) or person < 0:
+        raise ValueError(f"person must be a non-negative index, got {person!r}")
+    missing = crowded = 0
+    with PoseDetector(config, video=True) as detector:
+        for index, frame in enumerate(frames):
+            found = detector.detect_all(
+                frame, f"{name} frame {index}", timestamp_ms=round(index * 1000.0 / fps)
+            )
+            crowded += len(found) > 1
+            if len(found) <= person:
+                missing += 1
+                yield None
+            else:
+                yield found[person]
+    if crowded:
+        logger.warning("%s: %d frame(s) showed several people; used person %d by size",
+                       name, crowded, person)  # fmt: skip
+    if missing:
+        logger.warning("%s: %d frame(s) without person %d", name, missing, person)
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def _pick(found: list[Detection], person: int, name: str) -> Detection:
+    """The ``person``-th detection, with a warning when there are several."""
+    if not found:
+        raise NoPersonError(f"{name}: no person found")
+    if len(found) <= person:
+        raise NoPersonError(
+            f"{name}: found {len(found)} {'person' if len(found) == 1 else 'people'}, "
+            f"so there is no person {person} (0 is the largest)"
+        )
+    if len(found) > 1:
+        logger.warning("%s: found %d people; using person %d by size (0 is the largest)",
+                       name, len(found), person)  # fmt: skip
+    return found[person]
+
+
+def _scores18(visibility33: np.ndarray) -> np.ndarray:
+    """``(18,)`` per-keypoint visibility in our order; the neck gets the lower shoulder's."""
+    scores = np.zeros(NUM_KEYPOINTS, np.float32)
+    for keypoint, src in BLAZEPOSE33_INDEX.items():
+        scores[keypoint] = visibility33[src]
+    scores[Keypoint.NECK] = min(scores[Keypoint.L_SHOULDER], scores[Keypoint.R_SHOULDER])
+    return scores
