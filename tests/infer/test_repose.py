@@ -144,3 +144,13 @@ def test_detected_source_and_target_from_real_photos(pipeline) -> None:
         assert person.pose.num_valid >= 12 and person.mask.mean() > 0.05
         result = reposer(source, target)
     assert result.image.shape == source.shape
+
+
+def test_letterbox_framing_fits_the_whole_photo(pipeline) -> None:
+    image, pose = _photo((90, 40))
+    person = RePoser(pipeline, RePoseOptions(framing="letterbox")).source(image, pose)
+    left, top, right, bottom = person.frame.box
+    assert left <= 0 and top <= 0 and right >= 40 and bottom >= 90
+    assert min(right - left, bottom - top) == pytest.approx(90)  # the long side fits exactly
+    with pytest.raises(ValueError, match="framing must be"):
+        RePoseOptions(framing="zoom")  # type: ignore[arg-type]

@@ -40,6 +40,7 @@ class PhotoConfig:
     Attributes:
         background: ``"source"`` (the photo's, the person removed), ``"white"`` or an image.
         paste: Put the result back into the whole source photo (``background: source``).
+        framing: ``crop`` (a box around the person) or ``letterbox`` (the whole photo).
         person: Which person of a photo or video (0 = the largest).
         margin: Fraction of a person's box added on every side before framing.
         feather: Soft-edge width of the compositing, in pixels.
@@ -48,6 +49,7 @@ class PhotoConfig:
 
     background: str = "source"
     paste: bool = False
+    framing: Literal["crop", "letterbox"] = "crop"
     person: int = 0
     margin: float = 0.1
     feather: float = 1.5
@@ -137,7 +139,8 @@ def run_photo(
     kind = "pose" if args.target is None else target_kind(spec)
     out = output_path(args.out, kind)
     options = RePoseOptions(
-        flow=flow, background=photo.background, paste=photo.paste, margin=photo.margin,
+        flow=flow, background=photo.background, paste=photo.paste, framing=photo.framing,
+        margin=photo.margin,
         feather=photo.feather, person=photo.person, clean_background=photo.clean_background,
     )  # fmt: skip
     source_pose = read_pose(args.source_pose) if args.source_pose is not None else None

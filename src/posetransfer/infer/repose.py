@@ -60,6 +60,9 @@ class RePoseOptions:
             or the path of an image (resized to cover the frame).
         paste: Put the result back into the full source photo (``background="source"`` only);
             otherwise the output is the model-sized frame.
+        framing: ``"crop"`` (a box around the person, with ``margin``) or ``"letterbox"``
+            (the whole photo fitted into the frame with padding; for photos that are already
+            a person crop).
         margin: Fraction of a person's box added on every side before framing.
         feather: Soft-edge width in pixels of the compositing masks.
         person: Which person of the source photo (0 = the largest).
@@ -70,6 +73,7 @@ class RePoseOptions:
     flow: FlowMode = "regressor"
     background: str = "source"
     paste: bool = False
+    framing: Literal["crop", "letterbox"] = "crop"
     margin: float = 0.1
     feather: float = 1.5
     person: int = 0
@@ -83,6 +87,8 @@ class RePoseOptions:
             raise ValueError(
                 f"background must be 'source', 'white' or an image file, got {self.background!r}"
             )
+        if self.framing not in ("crop", "letterbox"):
+            raise ValueError(f"framing must be 'crop' or 'letterbox', got {self.framing!r}")
         if self.paste and self.background != "source":
             raise ValueError("paste=True needs background='source' (the photo's own background)")
         for name in ("margin", "feather", "hole_dilation", "person"):
@@ -228,7 +234,7 @@ class RePoser:
         else:
             check_pose(pose, f"{name} pose")
             full_mask, bounds = None, box_from_pose(pose)
-        frame = Frame.from_box(bounds, size, self.model_size, margin=self.options.margin)
+        frame = self._frame(bounds, size)
         pose_f = check_pose(frame.to_frame(pose, drop_outside=True), f"{name} pose in the frame")
         crop = frame.crop(image)
         if full_mask is None:
@@ -254,9 +260,7 @@ class RePoser:
             return check_pose(target, f"{name} pose")
         image = as_rgb(target, name=name)
         found = self.detector().detect(image, name=name, person=self.options.person)
-        frame = Frame.from_box(
-            found.bounds, image.shape[:2], self.model_size, margin=self.options.margin
-        )
+        frame = self._frame(found.bounds, image.shape[:2])
         return check_pose(frame.to_frame(found.pose, drop_outside=True), f"{name} pose")
 
     def framed_pose(self, pose: Pose, name: str = "target") -> Pose:
@@ -339,6 +343,12 @@ class RePoser:
         return self.render(person, [self.target_pose(target)])[0]
 
     # ------------------------------------------------------------------------------ helpers
+
+    def _frame(self, bounds: tuple[float, float, float, float], size: tuple[int, int]) -> Frame:
+        mode = self.options.framing
+        return Frame.from_box(
+            bounds, size, self.model_size, mode, margin=self.options.margin if mode == "crop" else 0
+        )
 
     def _uses_background(self) -> bool:
         cfg = self.pipeline.cfg.generator
