@@ -165,10 +165,10 @@ def resolve_weights(name: str, explicit_path: str | os.PathLike[str] | None = No
             f"(expected a copy of {entry.filename}, from {entry.source})"
         )
     places = _candidates(entry)
-    for _, path in places:
-        if isinstance(path, Path) and path.is_file():
-            return path
-    searched = "; ".join(f"{label}: {path}" for label, path in places)
+    for _, place in places:
+        if isinstance(place, Path) and place.is_file():
+            return place
+    searched = "; ".join(f"{label}: {place}" for label, place in places)
     raise WeightsNotFoundError(
         f"weights {name!r} not found: expected a file named {entry.filename} "
         f"({entry.description}). Searched {searched}. Nothing is downloaded automatically: get it "

@@ -13,7 +13,7 @@ import argparse
 import dataclasses
 import re
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from posetransfer.runtime import DEVICE_CHOICES
 
@@ -101,4 +101,4 @@ def _replace_dotted(obj: Any, path: list[str], value: Any) -> Any:
     if not dataclasses.is_dataclass(obj) or head not in {f.name for f in dataclasses.fields(obj)}:
         raise KeyError(f"{type(obj).__name__} has no field {head!r}")
     new = _replace_dotted(getattr(obj, head), rest, value) if rest else value
-    return dataclasses.replace(obj, **{head: new})
+    return dataclasses.replace(cast(Any, obj), **{head: new})

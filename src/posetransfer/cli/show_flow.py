@@ -147,7 +147,7 @@ def _load_rgb(path: Path, size: tuple[int, int]) -> tuple[np.ndarray, tuple[floa
         rgb = image.convert("RGB")
         scale = (size[1] / rgb.width, size[0] / rgb.height)
         if (rgb.height, rgb.width) != size:
-            rgb = rgb.resize((size[1], size[0]), Image.BILINEAR)
+            rgb = rgb.resize((size[1], size[0]), Image.Resampling.BILINEAR)
         return np.asarray(rgb).copy(), scale
 
 

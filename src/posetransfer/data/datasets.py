@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -252,8 +253,8 @@ class PairDataset(Dataset[PairSample]):
 
     def _find_flows(self, require_flow: bool) -> list[Path] | None:
         """Flow file of every pair, or None if flow is not loaded."""
-        primary = "corr" if self.files.layout == "diaf" else "npz"
-        secondary = "npz" if primary == "corr" else "corr"
+        primary: Literal["npz", "corr"] = "corr" if self.files.layout == "diaf" else "npz"
+        secondary: Literal["npz", "corr"] = "npz" if primary == "corr" else "corr"
         if self.flows_dir is None or not self.flows_dir.is_dir():
             if require_flow:
                 where = "no flows folder" if self.flows_dir is None else f"no {self.flows_dir}"

@@ -14,6 +14,7 @@ Convention:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 __all__ = [
     "PROTOCOLS",
@@ -153,7 +154,7 @@ class Affine:
     @classmethod
     def identity(cls, size: Size) -> Affine:
         """The identity on an ``(H, W)`` frame."""
-        return cls((1.0, 1.0), (0.0, 0.0), tuple(size), tuple(size))
+        return cls((1.0, 1.0), (0.0, 0.0), cast(Size, tuple(size)), cast(Size, tuple(size)))
 
     @classmethod
     def from_box(
@@ -162,7 +163,8 @@ class Affine:
         """Map the input box ``(left, top, right, bottom)`` onto the whole output frame."""
         left, top, right, bottom = box
         sx, sy = out_size[1] / (right - left), out_size[0] / (bottom - top)
-        return cls((sx, sy), (-left * sx, -top * sy), tuple(in_size), tuple(out_size))
+        in_size, out_size = cast(Size, tuple(in_size)), cast(Size, tuple(out_size))
+        return cls((sx, sy), (-left * sx, -top * sy), in_size, out_size)
 
     @property
     def crop_box(self) -> tuple[float, float, float, float]:
@@ -185,7 +187,7 @@ class Affine:
         """
         rx, ry = self.in_size[1] / frame[1], self.in_size[0] / frame[0]
         (sx, sy), offset = self.scale, self.offset
-        return Affine((sx * rx, sy * ry), offset, tuple(frame), self.out_size)
+        return Affine((sx * rx, sy * ry), offset, cast(Size, tuple(frame)), self.out_size)
 
 
 def plan_transform(protocol: ImageProtocol | str, image_size: Size) -> Affine:

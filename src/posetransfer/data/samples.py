@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import torch
 
@@ -87,7 +88,7 @@ class PairBatch:
         return self._map(torch.Tensor.pin_memory)
 
     def _map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> PairBatch:
-        changes = {
+        changes: dict[str, Any] = {
             f.name: fn(value)
             for f in fields(self)
             if isinstance(value := getattr(self, f.name), torch.Tensor)

@@ -111,7 +111,9 @@ def write_baselines(
         raise ValueError("baseline warp_pred needs flow_run (a train-flow run folder)")
     if "warp_3d" in methods and flows_3d is None:
         raise ValueError("baseline warp_3d needs flows_3d (a folder of synth-flow flow files)")
-    net, flow_cfg = load_flow_net(flow_run) if "warp_pred" in methods else (None, None)
+    net, flow_cfg = (
+        load_flow_net(flow_run) if "warp_pred" in methods and flow_run is not None else (None, None)
+    )
     dataset = PairListDataset(data_root, pairs, protocol)
     dirs = {m: Path(out_root) / m for m in methods}
     for batch in DataLoader(dataset, batch_size=batch_size):

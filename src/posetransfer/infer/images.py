@@ -283,10 +283,10 @@ def _to_uint8(arr: np.ndarray, name: str, *, wide_ints: bool = False) -> np.ndar
     if arr.dtype.kind == "f":
         if not np.isfinite(arr).all():
             raise ImageInputError(f"{name}: float image holds NaN or inf")
-        lo, hi = float(arr.min()), float(arr.max())
-        if lo < 0.0 or hi > 1.0:
+        low, high = float(arr.min()), float(arr.max())
+        if low < 0.0 or high > 1.0:
             raise ImageInputError(
-                f"{name}: float values in [{lo:.4g}, {hi:.4g}] are outside [0, 1]"
+                f"{name}: float values in [{low:.4g}, {high:.4g}] are outside [0, 1]"
             )
         return np.rint(arr * 255.0).astype(np.uint8)
     raise ImageInputError(

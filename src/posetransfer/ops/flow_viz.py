@@ -198,7 +198,7 @@ def make_panel(
     label_h = 0
     if labels is not None:
         font = ImageFont.load_default()
-        label_h = max(font.getbbox(text or " ")[3] for text in labels) + 2
+        label_h = int(max(font.getbbox(text or " ")[3] for text in labels)) + 2
     top = pad + (label_h + pad if labels is not None else 0)
     height = top + max(image.shape[0] for image in images) + pad
     width = sum(image.shape[1] for image in images) + (len(images) + 1) * pad

@@ -97,7 +97,7 @@ def write_contact_sheet(
         store = files.flows_dir / flow_filename(src, tgt)
         flow, vis = read_any_flow(store if store.exists() else store.with_suffix(".corr"))
         factor = max(1, math.ceil(MIN_HEIGHT / images[1].shape[0]))
-        row = _row(*images, (data.poses[src], data.poses[tgt]), flow, vis, factor)
+        row = _row(images[0], images[1], (data.poses[src], data.poses[tgt]), flow, vis, factor)
         names = [f"{label} {Path(n).stem}" for label, n in zip(LABELS, (src, tgt), strict=False)]
         panels.append(make_panel(row, [*names, *LABELS[2:]]))
     width = max(p.shape[1] for p in panels)

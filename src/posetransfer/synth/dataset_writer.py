@@ -30,7 +30,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
@@ -118,7 +118,7 @@ def write_person(
             reprojection_error=torch.zeros(count),
             converged=torch.ones(count, dtype=torch.bool),
             reason=[None] * count,
-            image_size=tuple(cfg.size),
+            image_size=cast(tuple[int, int], tuple(cfg.size)),
             keypoints_xy=render.keypoints,
             num_valid=torch.tensor([p.num_valid for p in render.poses]),
         ).save(out / "bodies" / f"synthPERSONid{spec.index:08d}.npz")
@@ -253,7 +253,7 @@ def _worker(out: str, cfg_data: dict, shard: int, num_shards: int) -> int:
     """Process-pool entry: one shard with its own model and one torch thread."""
     from posetransfer.body import load_body_model
 
-    torch.set_num_threads(1)
+    set_torch_threads(1)
     cfg = from_dict(SyntheticConfig, cfg_data)
     return generate_shard(out, cfg, load_body_model(), shard=shard, num_shards=num_shards)
 

@@ -246,7 +246,7 @@ def synthesize_flows(
             f"from the config's ({cfg.fit_batch}, {cfg.render_block}); build the plan with the "
             "config's values so every shard batches alike"
         )
-    run = _Run(model, plan, out, cfg, None if size is None else tuple(size), refit)
+    run = _Run(model, plan, out, cfg, None if size is None else (size[0], size[1]), refit)
     chunks = plan.shard_chunks(out.shard, out.num_shards)
     blocks = plan.shard_blocks(out.shard, out.num_shards)
     start = fit_done = time.perf_counter()

@@ -211,7 +211,9 @@ def _collect_keypoints(
     for path, image_dir in sources:
         poses, problems, notes = read_keypoints(path, files.layout)
         unattributed += notes
-        entries = [(n, p, None) for n, p in poses.items()]
+        entries: list[tuple[str, Pose | None, str | None]] = [
+            (n, p, None) for n, p in poses.items()
+        ]
         entries += [(n, None, r) for n, r in problems.items()]
         for name, pose, problem in entries:
             if name in found:

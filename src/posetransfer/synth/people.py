@@ -183,7 +183,7 @@ def sample_person(
     for kind in kinds.tolist():
         yaw = _sample_yaw(gen, view_mix)
         yaws.append(yaw)
-        bodies.append(sample_pose(gen, 1, POSE_KINDS[kind], (yaw, yaw)))  # type: ignore[arg-type]
+        bodies.append(sample_pose(gen, 1, POSE_KINDS[kind], (yaw, yaw)))
     params = BodyParams.cat(bodies).with_phenotype(phenotype.expand(poses, -1).contiguous())
     low, high = height_fraction
     framing = torch.rand(poses, 3, generator=gen) * 2 - 1
@@ -298,8 +298,10 @@ def _colour(
     faces = model.faces
     batch, row, col = torch.nonzero(frags.foreground, as_tuple=True)
     face, bary = frags.face_ids[batch, row, col], frags.bary[batch, row, col]
+    phenotype = spec.params.phenotype
+    assert phenotype is not None, "a sampled person always carries its phenotype"
     with torch.no_grad():
-        rest = model.rest_vertices(spec.params.phenotype[:1])[0]
+        rest = model.rest_vertices(phenotype[:1])[0]
     points = (bary[..., None] * rest[faces[face]]).sum(1)
     footprint = (-cameras[:, 0]).exp()[batch]  # metres per pixel
     garments = pixel_garments(surface_map(model), spec.outfit.cut, faces, face, bary)

@@ -26,7 +26,7 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import safetensors.torch
@@ -322,7 +322,9 @@ def load_state(ckpt: str | os.PathLike[str]) -> dict[str, Any]:
 
 def capture_rng_state() -> dict[str, Any]:
     """The python, numpy, torch (and initialised CUDA) global RNG states."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
+    # The legacy (default) form: the global RandomState is always an MT19937.
+    state = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state())
+    name, keys, pos, has_gauss, cached = state
     version, internal, gauss_next = random.getstate()
     return {
         "python": {"version": version, "state": list(internal), "gauss_next": gauss_next},

@@ -38,7 +38,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -247,7 +247,7 @@ def _loader(
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        sampler=sampler,  # type: ignore[arg-type]
+        sampler=sampler,
         num_workers=cfg.num_workers,
         collate_fn=collate_fn,
         pin_memory=device.type == "cuda",
@@ -262,7 +262,7 @@ def _batch_stream(
     progress: Progress,
     seed: int,
     rank: int,
-) -> Iterator[tuple[int, int, Any]]:
+) -> Generator[tuple[int, int, Any], None, None]:
     """Endless ``(epoch, batch index in epoch, batch)``, starting where ``progress`` points."""
     epoch, start = progress.epoch, progress.batch_in_epoch
     while True:
@@ -271,7 +271,7 @@ def _batch_stream(
         if callable(set_epoch):
             set_epoch(epoch)
         worker_seed = np.random.SeedSequence([seed, epoch, rank, start]).generate_state(1)[0]
-        loader.generator.manual_seed(int(worker_seed))  # type: ignore[union-attr]
+        loader.generator.manual_seed(int(worker_seed))
         for index, batch in enumerate(loader, start=start):
             yield epoch, index, batch
         epoch, start = epoch + 1, 0
