@@ -93,8 +93,7 @@ def test_library_reads_threads_rank_and_device_only_through_runtime() -> None:
         for node in module_level:
             if _calls(node, {"set_num_threads", "set_torch_threads", "set_device"}):
                 offenders.append(f"{path.name}: thread/device side effect at import time")
-        # synth/ (its shard workers and shard resolution) is being reorganised; it joins later.
-        if path.name == "runtime.py" or path.parent.name == "synth":
+        if path.name == "runtime.py":
             continue
         if _calls(tree, {"set_num_threads"}):
             offenders.append(f"{path.relative_to(PACKAGE)}: torch.set_num_threads")

@@ -42,6 +42,7 @@ from posetransfer.config import from_dict, save_config, to_dict
 from posetransfer.data import flow_files, formats
 from posetransfer.io import atomic_write_bytes, atomic_write_text
 from posetransfer.pose.keypoints import Pose
+from posetransfer.runtime import set_torch_threads
 from posetransfer.synth.people import PersonRender, PersonSpec, render_person, sample_person
 from posetransfer.synth.synthetic_config import SPLITS, SyntheticConfig, split_of
 

@@ -32,6 +32,7 @@ import numpy as np
 from posetransfer.body.fitting import FitConfig
 from posetransfer.data.layout import DatasetFiles
 from posetransfer.render.correspondence import DEFAULT_DEPTH_TOLERANCE_M
+from posetransfer.runtime import dist_info_from_env
 from posetransfer.synth.flow_plan import ImageItem, PairItem
 
 __all__ = [
@@ -92,10 +93,8 @@ def resolve_shard(
     if (shard is None) != (num_shards is None):
         raise ValueError("give both --shard and --num-shards, or neither")
     if shard is None or num_shards is None:
-        try:
-            shard, num_shards = int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1))
-        except ValueError as exc:
-            raise ValueError(f"RANK/WORLD_SIZE must be integers: {exc}") from None
+        info = dist_info_from_env(env)
+        shard, num_shards = info.rank, info.world_size
     if num_shards < 1 or not 0 <= shard < num_shards:
         raise ValueError(f"shard must be in [0, num_shards), got shard={shard} of {num_shards}")
     return shard, num_shards
