@@ -33,12 +33,13 @@ def detector() -> Iterator[PoseDetector]:
 
 @pytest.fixture
 def photos(tmp_path: Path) -> Path:
-    """A folder with two real frames, a blank image and a text file (not an image)."""
+    """A folder with two real frames, a blank image, a corrupt JPEG and a text file."""
     folder = tmp_path / "photos"
     folder.mkdir()
     for name in SINGLE:
         shutil.copy(FIXTURES / name, folder / name)
     Image.new("RGB", (120, 200), (128, 128, 128)).save(folder / "z_blank.png")
+    (folder / "y_broken.jpg").write_bytes((FIXTURES / SINGLE[0]).read_bytes()[:300])
     (folder / "notes.txt").write_text("not an image")
     return folder
 
@@ -55,9 +56,10 @@ def test_folder_to_annotations_in_image_coordinates(
         assert_close_to_reference(poses[name], (name, 0))
     captured = capsys.readouterr()
     assert "z_blank.png: no person found" in captured.err
+    assert "y_broken.jpg" in captured.err
     summary = captured.out.strip().splitlines()[-1]
-    assert "3 image(s)" in summary and "2 pose(s) written" in summary
-    assert "1 without a person" in summary
+    assert "4 image(s)" in summary and "2 pose(s) written" in summary
+    assert "1 without a person, 1 unreadable" in summary
 
 
 def test_crops_have_the_size_and_keypoints_in_crop_pixels(
@@ -148,7 +150,7 @@ def test_only_blank_images_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[
         (["{photos}/missing.jpg", "--out", "{tmp}/a.csv"], "missing.jpg: no such file"),
         (["{photos}"], "required: --out"),
         (["--out", "{tmp}/a.csv"], "no INPUT given"),
-        (["{photos}", "{photos}", "--out", "{tmp}/a.csv"], "share the file name"),
+        (["{photos}", "{photos}", "--out", "{tmp}/a.csv"], "would share the row name"),
         (["{photos}", "--out", "{tmp}/a.csv", "--person", "-1"], "--person must be >= 0"),
     ],
 )

@@ -110,6 +110,13 @@ def test_blank_image_raises_no_person_error_naming_the_file(detector: PoseDetect
         detector.detect(blank, "blank.png")
 
 
+def test_a_person_with_nothing_to_box_is_left_out(detector: PoseDetector) -> None:
+    class Landmark:
+        x, y, visibility = 0.5, 0.5, 0.1  # every point below the visibility threshold
+
+    assert detector._detection([Landmark()] * 33, None, (64, 48)) is None
+
+
 def test_bad_inputs_are_refused(detector: PoseDetector) -> None:
     with pytest.raises(ValueError, match=r"photo\.png must be uint8"):
         detector.detect(np.zeros((64, 64, 3), np.float32), "photo.png")

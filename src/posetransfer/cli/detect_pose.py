@@ -10,9 +10,10 @@
   to ``H x W`` and written as ``DIR/NAME.png``; rows are named by the crop files and hold the
   keypoints in crop pixels.
 
-Images and frames without a person (or without person ``N``) are reported, never fatal; the last
-line on stdout is a summary. Every flag is folded into the config, so ``--dry-run`` prints what
-would run. Exit code 0 when at least one pose was written, 1 when none was.
+Images and frames without a person (or without person ``N``) and unreadable image files are
+reported and skipped, never fatal; the last line on stdout is a summary. Every flag is folded
+into the config, so ``--dry-run`` prints what would run. Exit code 0 when at least one pose was
+written, 1 when none was.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from posetransfer.infer.detect import (
     PoseDetector,
     detect_sequence,
 )
-from posetransfer.infer.images import load_image
+from posetransfer.infer.images import ImageInputError, load_image
 from posetransfer.infer.video import VIDEO_SUFFIXES, iter_frames, video_info
 from posetransfer.io import save_png
 from posetransfer.pose.keypoints import Pose
@@ -89,6 +90,7 @@ class _Tally:
     videos: int = 0
     frames: int = 0
     missing: int = 0
+    unreadable: int = 0
     poses: dict[str, Pose] = field(default_factory=dict)
 
 
@@ -131,7 +133,7 @@ def _run(args: argparse.Namespace, cfg: DetectPoseConfig) -> int:
         raise ValueError("no INPUT given (image files, folders or videos)")
     if cfg.out is None:
         raise ValueError("the following arguments are required: --out")
-    images, videos = _collect(cfg.inputs)
+    images, videos = _collect(cfg.inputs, crops=cfg.crops is not None)
     total = len(images) + sum(_frames_kept(v, cfg) for v in videos)
     bar = tqdm(total=total, unit="img", disable=total < 10 or not sys.stderr.isatty())
     tally = _Tally()
@@ -150,13 +152,25 @@ def _run(args: argparse.Namespace, cfg: DetectPoseConfig) -> int:
     write_annotation_csv(cfg.out, tally.poses)
     where = f"; crops in {cfg.crops}" if cfg.crops else ""
     sources = f"{tally.images} image(s), {tally.videos} video(s) ({tally.frames} frame(s))"
+    unreadable = f", {tally.unreadable} unreadable" if tally.unreadable else ""
     echo(f"detect-pose: {sources}: {len(tally.poses)} pose(s) written to {cfg.out}, "
-         f"{tally.missing} without a person{where}")  # fmt: skip
+         f"{tally.missing} without a person{unreadable}{where}")  # fmt: skip
     return 0 if tally.poses else 1
 
 
-def _collect(inputs: tuple[str, ...]) -> tuple[list[Path], list[Path]]:
-    """Split the inputs into image files (folders expanded, sorted) and videos."""
+def _row_name(path: Path, crops: bool) -> str:
+    """An image's row name: its file name, or its crop's (``STEM.png``)."""
+    return f"{path.stem}.png" if crops else path.name
+
+
+def _collect(inputs: tuple[str, ...], *, crops: bool) -> tuple[list[Path], list[Path]]:
+    """Split the inputs into image files (folders expanded, sorted) and videos.
+
+    Raises:
+        FileNotFoundError: A missing input.
+        ValueError: An input that is neither an image nor a video, or two images that would
+            get the same row name.
+    """
     images: list[Path] = []
     videos: list[Path] = []
     for item in inputs:
@@ -179,10 +193,11 @@ def _collect(inputs: tuple[str, ...]) -> tuple[list[Path], list[Path]]:
             )
     seen: dict[str, Path] = {}
     for path in images:
-        if path.name in seen:
-            raise ValueError(f"two inputs share the file name {path.name!r}: {seen[path.name]} "
-                             f"and {path}; rows are named by file name")  # fmt: skip
-        seen[path.name] = path
+        name = _row_name(path, crops)
+        if name in seen:
+            raise ValueError(f"{seen[name]} and {path} would share the row name {name!r}; "
+                             "rename one of them")  # fmt: skip
+        seen[name] = path
     return images, videos
 
 
@@ -194,15 +209,19 @@ def _frames_kept(path: Path, cfg: DetectPoseConfig) -> int:
 
 def _do_image(detector: PoseDetector, path: Path, cfg: DetectPoseConfig, tally: _Tally) -> None:
     tally.images += 1
-    image = load_image(path, max_pixels=None)
+    try:
+        image = load_image(path, max_pixels=None)
+    except ImageInputError as exc:  # a corrupt file in a folder is skipped, not fatal
+        logger.warning("%s", exc)
+        tally.unreadable += 1
+        return
     try:
         detection = detector.detect(image, str(path), person=cfg.person)
     except NoPersonError as exc:
         logger.warning("%s", exc)
         tally.missing += 1
         return
-    name = path.name if cfg.crops is None else f"{path.stem}.png"
-    _record(name, image, detection, cfg, tally)
+    _record(_row_name(path, cfg.crops is not None), image, detection, cfg, tally)
 
 
 def _do_video(path: Path, cfg: DetectPoseConfig, tally: _Tally, bar: tqdm) -> None:

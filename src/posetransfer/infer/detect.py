@@ -229,10 +229,13 @@ class PoseDetector:
         else:
             result = self._landmarker.detect(mp_image)
         masks = result.segmentation_masks or [None] * len(result.pose_landmarks)
-        found = [
-            self._detection(landmarks, mask, image.shape[:2])
-            for landmarks, mask in zip(result.pose_landmarks, masks, strict=True)
-        ]
+        found = []
+        for landmarks, mask in zip(result.pose_landmarks, masks, strict=True):
+            detection = self._detection(landmarks, mask, image.shape[:2])
+            if detection is None:
+                logger.debug("%s: a person with no visible keypoint or mask was left out", name)
+            else:
+                found.append(detection)
         return sorted(found, key=lambda d: d.size, reverse=True)
 
     def detect(
@@ -261,7 +264,10 @@ class PoseDetector:
         found = self.detect_all(image, name, timestamp_ms=timestamp_ms)
         return _pick(found, person, name)
 
-    def _detection(self, landmarks: Any, mask: Any, image_size: tuple[int, int]) -> Detection:
+    def _detection(
+        self, landmarks: Any, mask: Any, image_size: tuple[int, int]
+    ) -> Detection | None:
+        """One person from MediaPipe's output; None when nothing of them can be boxed."""
         height, width = image_size
         raw = np.array([(lm.x, lm.y, lm.visibility) for lm in landmarks], np.float64)
         raw = np.nan_to_num(raw, nan=0.0, posinf=0.0, neginf=0.0)
@@ -275,9 +281,12 @@ class PoseDetector:
         else:
             prob = np.array(mask.numpy_view(), dtype=np.float32).reshape(image_size)
             np.clip(prob, 0.0, 1.0, out=prob)
-        bounds = person_bounds(pose, prob, mask_threshold=cfg.mask_threshold)
-        box = person_box(pose, prob, image_size, cfg.aspect,
-                         margin=cfg.margin, mask_threshold=cfg.mask_threshold)  # fmt: skip
+        try:
+            bounds = person_bounds(pose, prob, mask_threshold=cfg.mask_threshold)
+            box = person_box(pose, prob, image_size, cfg.aspect,
+                             margin=cfg.margin, mask_threshold=cfg.mask_threshold)  # fmt: skip
+        except ValueError:  # no valid point and no mask, or a single point
+            return None
         return Detection(pose, _scores18(raw[:, 2]), prob, bounds, box, raw.astype(np.float32))
 
 
@@ -314,11 +323,11 @@ def detect_sequence(
     if isinstance(person, bool) or not isinstance(person, int) or person < 0:
         raise ValueError(f"person must be a non-negative index, got {person!r}")
     missing = crowded = 0
+    timestamp = -1
     with PoseDetector(config, video=True) as detector:
         for index, frame in enumerate(frames):
-            found = detector.detect_all(
-                frame, f"{name} frame {index}", timestamp_ms=round(index * 1000.0 / fps)
-            )
+            timestamp = max(timestamp + 1, round(index * 1000.0 / fps))  # strictly increasing
+            found = detector.detect_all(frame, f"{name} frame {index}", timestamp_ms=timestamp)
             crowded += len(found) > 1
             if len(found) <= person:
                 missing += 1
