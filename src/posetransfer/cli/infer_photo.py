@@ -23,6 +23,7 @@ from posetransfer.console import echo
 from posetransfer.infer.images import load_image
 from posetransfer.infer.inputs import read_pose
 from posetransfer.infer.pipeline import PoseTransferPipeline
+from posetransfer.infer.smoothing import DEFAULT_BETA, DEFAULT_MIN_CUTOFF
 from posetransfer.infer.video import VIDEO_SUFFIXES
 from posetransfer.io import save_png
 
@@ -80,8 +81,8 @@ class VideoConfig:
     every: int = 1
     max_frames: int | None = None
     smooth: bool = True
-    min_cutoff: float = 1.0
-    beta: float = 0.3
+    min_cutoff: float = DEFAULT_MIN_CUTOFF
+    beta: float = DEFAULT_BETA
     retarget: bool = True
     side_by_side: bool = False
 

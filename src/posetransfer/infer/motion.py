@@ -35,7 +35,7 @@ from PIL import Image
 from posetransfer.infer.framing import Frame, box_from_pose
 from posetransfer.infer.repose import RePoser, SourcePerson
 from posetransfer.infer.retarget import retarget_sequence
-from posetransfer.infer.smoothing import smooth_poses
+from posetransfer.infer.smoothing import DEFAULT_BETA, DEFAULT_MIN_CUTOFF, smooth_poses
 from posetransfer.infer.video import VideoWriter, iter_frames, video_info
 from posetransfer.pose.keypoints import Pose, stack_poses
 
@@ -53,7 +53,8 @@ class MotionOptions:
         max_frames: Stop after this many used frames (None: all).
         smooth: One-Euro filter the driving keypoints.
         min_cutoff: One-Euro cutoff (Hz) of a still point; lower is steadier.
-        beta: One-Euro speed coefficient; higher lags less behind fast motion.
+        beta: One-Euro speed coefficient (per person height per second); higher lags less
+            behind fast motion.
         retarget: Map the driving skeleton onto the source person (scale, position, bone
             lengths); otherwise the driving person is framed as a whole.
         side_by_side: Write ``driving | output`` frames.
@@ -63,8 +64,8 @@ class MotionOptions:
     every: int = 1
     max_frames: int | None = None
     smooth: bool = True
-    min_cutoff: float = 1.0
-    beta: float = 0.3
+    min_cutoff: float = DEFAULT_MIN_CUTOFF
+    beta: float = DEFAULT_BETA
     retarget: bool = True
     side_by_side: bool = False
     batch_size: int = 8
