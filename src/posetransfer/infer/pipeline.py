@@ -131,7 +131,8 @@ class PoseTransferPipeline:
         self.nets = _Networks(generator, refiner, flow_net, flow_pose_map)
         for net in (generator, refiner, flow_net):
             if net is not None:
-                net.to(self.device, memory_format=self.memory_format).eval()
+                # Module.to takes memory_format at run time; torch's stubs leave it out.
+                net.to(self.device, memory_format=self.memory_format).eval()  # type: ignore[call-overload]
                 net.requires_grad_(False)
 
     @property
@@ -226,14 +227,15 @@ class PoseTransferPipeline:
         nets = self.nets
         maps_tgt = pose_maps(tgt_xy, tgt_valid, size, self.cfg.data.pose_map)
         maps_tgt = maps_tgt.contiguous(memory_format=fmt)
-        vis = None
+        flow_px: torch.Tensor | None = None
+        vis: torch.Tensor | None = None
         if flow is not None:
-            flow, vis = flow[0].to(dev).float(), flow[1].to(dev).long()
+            flow_px, vis = flow[0].to(dev).float(), flow[1].to(dev).long()
         elif nets.flow_net is not None:
-            flow, vis = self.predict_flow(src_xy, src_valid, tgt_xy, tgt_valid)
+            flow_px, vis = self.predict_flow(src_xy, src_valid, tgt_xy, tgt_valid)
         if background is not None:
             background = background.to(dev, memory_format=fmt)
-        return transfer(nets.generator, nets.refiner, x_src, maps_tgt, flow, vis, background)  # type: ignore[arg-type]
+        return transfer(nets.generator, nets.refiner, x_src, maps_tgt, flow_px, vis, background)
 
     @torch.no_grad()
     def predict_flow(

@@ -21,7 +21,7 @@ import json
 import logging
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -113,6 +113,7 @@ class FlowStage(Stage):
         counts: dict[str, int] = {}
         for batch in batches:
             pred, terms = self._terms(batch, ctx)
+            assert batch.flow is not None and batch.visibility is not None  # checked by _terms
             values = flow_metrics(pred, batch.flow, batch.visibility, per_sample=True)
             size = len(batch)
             per_pair = {k: values[k] for k in (EPE_FG, EPE_VISIBLE, "vis_acc")}
@@ -183,7 +184,7 @@ def make_flow_datasets(cfg: FlowStageConfig) -> tuple[PairSubset, PairSubset | N
         raise ConfigError("data.root is not set; pass --data ROOT")
     data_root = d.root
     flows = resolve_flows_dir(d.flows_dir)
-    common = {"protocol": d.protocol, "pose_map": d.pose_map, "flows_dir": flows}
+    common: dict[str, Any] = {"protocol": d.protocol, "pose_map": d.pose_map, "flows_dir": flows}
     base = PairDataset(
         data_root, d.train_split, require_flow=True, hflip_prob=d.hflip_prob,
         seed=cfg.train.seed, **common,

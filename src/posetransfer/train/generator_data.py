@@ -9,7 +9,7 @@ flow.
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -70,7 +70,7 @@ def generator_datasets(cfg: GeneratorStageConfig) -> tuple[PairSubset, PairSubse
     """
     data = cfg.data
     assert data.root is not None
-    common = {"protocol": data.protocol, "pose_map": data.pose_map}
+    common: dict[str, Any] = {"protocol": data.protocol, "pose_map": data.pose_map}
     base = PairDataset(
         data.root, data.train_split, hflip_prob=data.hflip_prob, seed=cfg.train.seed, **common
     )

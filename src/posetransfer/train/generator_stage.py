@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -110,8 +111,8 @@ class GeneratorStage(Stage):
         if self.flow_net is not None:
             requires_grad(self.flow_net, finetune)
             self.flow_net.eval()
-        groups: list[dict] = [{"params": list(self.generator.parameters())}]
-        if finetune:
+        groups: list[dict[str, Any]] = [{"params": list(self.generator.parameters())}]
+        if finetune and self.flow_net is not None:
             flow_lr = cfg.flow.lr or cfg.train.lr
             groups.append({"params": list(self.flow_net.parameters()), "lr": flow_lr})
         self._optimizers = {GENERATOR: make_adam(groups, cfg.train)}
@@ -147,7 +148,7 @@ class GeneratorStage(Stage):
         """Flow ``(B, 2, H, W)`` and visibility codes ``(B, H, W)`` from the regressor."""
         if self.flow_net is None:
             return None, None
-        size = tuple(batch.source_image.shape[-2:])
+        size = (batch.source_image.shape[-2], batch.source_image.shape[-1])
         if self.flow_pose_map == self.cfg.data.pose_map:
             maps_src, maps_tgt = batch.source_pose_map, batch.target_pose_map
         else:
@@ -265,11 +266,10 @@ class GeneratorStage(Stage):
         warped = out.warped_src
         if warped is None:
             flow, vis = self.condition(batch)
-            no_flow = flow is None or vis is None
             warped = (
                 out.image.new_full(out.image.shape, -1.0)
-                if no_flow
-                else (warp_source_image(batch.source_image, flow, vis))
+                if flow is None or vis is None
+                else warp_source_image(batch.source_image, flow, vis)
             )
         columns = [batch.source_image, batch.target_image, warped, out.coarse, out.image]
         return make_grid(torch.stack(columns, dim=1).flatten(0, 1), nrow=len(columns))[None]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -113,12 +113,15 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
 
 
 def make_adam(
-    params: Iterable[nn.Parameter],
+    params: Iterable[nn.Parameter] | Iterable[dict[str, Any]],
     cfg: TrainConfig,
     lr: float | None = None,
     weight_decay: float | None = None,
 ) -> torch.optim.Adam:
-    """Adam with ``cfg``'s settings; ``lr``/``weight_decay`` override (e.g. a discriminator's)."""
+    """Adam with ``cfg``'s settings; ``lr``/``weight_decay`` override (e.g. a discriminator's).
+
+    ``params`` are parameters or torch parameter groups (dicts with ``"params"`` and overrides).
+    """
     return torch.optim.Adam(
         params,
         lr=cfg.lr if lr is None else lr,
