@@ -172,7 +172,9 @@ def _run(args: argparse.Namespace, cfg: InferConfig) -> int:
     with Image.open(args.source) as img:
         image = np.array(img.convert("RGB"))
     try:
-        x, pose_src, pose_tgt = prepare_source(image, *poses, pipeline.cfg.data.protocol)
+        x, pose_src, pose_tgt = prepare_source(
+            image, poses[0], poses[1], pipeline.cfg.data.protocol
+        )
     except ValueError as exc:
         raise ValueError(f"{args.source}: {exc}") from None
     size = tuple(x.shape[-2:])

@@ -16,7 +16,7 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from posetransfer.config import ConfigError
 from posetransfer.console import echo
@@ -26,6 +26,9 @@ from posetransfer.infer.pipeline import PoseTransferPipeline
 from posetransfer.infer.smoothing import DEFAULT_BETA, DEFAULT_MIN_CUTOFF
 from posetransfer.infer.video import VIDEO_SUFFIXES
 from posetransfer.io import save_png
+
+if TYPE_CHECKING:
+    from posetransfer.infer.repose import RePoser, SourcePerson
 
 __all__ = ["PhotoConfig", "VideoConfig", "run_photo", "target_kind"]
 
@@ -161,7 +164,14 @@ def run_photo(
     return 0
 
 
-def _animate(reposer, person, video: Path, out: Path, cfg: VideoConfig, batch_size: int) -> int:  # type: ignore[no-untyped-def]
+def _animate(
+    reposer: RePoser,
+    person: SourcePerson,
+    video: Path,
+    out: Path,
+    cfg: VideoConfig,
+    batch_size: int,
+) -> int:
     from posetransfer.infer.motion import MotionOptions, animate
 
     options = MotionOptions(

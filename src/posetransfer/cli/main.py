@@ -195,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     verbosity = args.verbose - args.quiet
     with _logging_to_stderr(verbosity):
         try:
-            cfg = load_config(command.config, args.config, [*args.overrides, *overrides])
+            cfg: Any = load_config(command.config, args.config, [*args.overrides, *overrides])
             if command.configure is not None:
                 cfg = command.configure(args, cfg)
             if args.dry_run:

@@ -75,11 +75,11 @@ def _run(args: argparse.Namespace, cfg: SyntheticConfig) -> int:
     set_torch_threads(1)
     shard, count = _shard(args)
     if args.merge_only:
-        merged = merge_parts(args.out, count)
-        if cfg.preview or merged.preview:
+        merged_cfg = merge_parts(args.out, count)
+        if cfg.preview or merged_cfg.preview:
             from posetransfer.synth.contact_sheet import write_contact_sheet
 
-            write_contact_sheet(args.out, args.out / "preview.png", rows=merged.preview_pairs)
+            write_contact_sheet(args.out, args.out / "preview.png", rows=merged_cfg.preview_pairs)
         logger.info("merged %d shard(s) in %s", count, args.out)
         return 0
     if args.workers < 1:

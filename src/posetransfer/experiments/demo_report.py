@@ -20,6 +20,7 @@ from posetransfer.experiments.demo_config import DemoConfig
 from posetransfer.experiments.variants import resolve_variant
 
 if TYPE_CHECKING:
+    from posetransfer.io import PathLike
     from posetransfer.report.html_report import GridRow
 
 __all__ = ["grid_rows", "write_demo_report", "write_figure"]
@@ -68,7 +69,7 @@ def grid_rows(cfg: DemoConfig, out: Path, result: Comparison) -> list[GridRow]:
             for r in ("src", "tgt")
         ]
         blank = np.full((*x_src.shape[-2:], 3), 255, np.uint8)
-        images = [
+        images: list[np.ndarray | PathLike] = [
             draw_pose(tensor_to_uint8(x_src[k]), poses[0]),
             draw_pose(blank, poses[1]),
             flow_to_color(flow_3d, scale),

@@ -98,8 +98,8 @@ class ReportData:
                 raise ValueError(f"ReportData.grids[{r}] must be a GridRow with images: {row!r}")
             for column, image in row.images.items():
                 _check_image(image, f"ReportData.grids[{r}] ({row.label!r}) column {column!r}")
-        for method, row in self.metrics.items():
-            for metric, value in row.items():
+        for method, values in self.metrics.items():
+            for metric, value in values.items():
                 if value is not None and (isinstance(value, bool) or not _is_number(value)):
                     raise ValueError(
                         f"ReportData.metrics[{method!r}][{metric!r}] must be a number or None, "
