@@ -5,15 +5,13 @@ error naming the key and the valid ones; ``a.b.c=value`` overrides any field (va
 YAML scalars, so ``true``, ``1e-4`` and ``[1, 2]`` work). The resolved config is saved with every
 run (:func:`save_config`).
 
-Example:
-    >>> from dataclasses import dataclass, field
-    >>> @dataclass(frozen=True)
-    ... class Opt:
-    ...     lr: float = 2e-4
-    >>> @dataclass(frozen=True)
-    ... class Run:
-    ...     steps: int = 10
-    ...     opt: Opt = field(default_factory=Opt)
+Example (``make_dataclass`` stands in for two ``@dataclass(frozen=True)`` classes: a class
+statement run as this module's doctest gets postponed annotations naming no module-level class):
+    >>> from dataclasses import field, make_dataclass
+    >>> Opt = make_dataclass("Opt", [("lr", float, 2e-4)], frozen=True)
+    >>> Run = make_dataclass(
+    ...     "Run", [("steps", int, 10), ("opt", Opt, field(default_factory=Opt))], frozen=True
+    ... )
     >>> apply_overrides(Run(), ["opt.lr=1e-3", "steps=5"])
     Run(steps=5, opt=Opt(lr=0.001))
 """

@@ -17,9 +17,12 @@ Keypoints are generated as integer pixel indices and stored in memory at the pix
 (``index + 0.5``), so what the format readers return equals what was drawn.
 
 Example:
-    >>> root = make_toy_dataset(tmp_path / "toy", layout="patn")  # doctest: +SKIP
-    >>> discover_dataset(root).layout  # doctest: +SKIP
-    'patn'
+    >>> import tempfile
+    >>> from posetransfer.data.layout import discover_dataset
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     files = discover_dataset(make_toy_dataset(Path(tmp) / "toy", layout="patn"))
+    ...     files.layout, sorted(files.annotations), len(list(files.image_dirs["test"].iterdir()))
+    ('patn', ['test', 'train'], 2)
 """
 
 from __future__ import annotations
