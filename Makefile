@@ -32,6 +32,7 @@ browser:
 
 test: install browser
 	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m mypy
 	$(PY) -m pytest -q
 
 demo: install
