@@ -1,10 +1,12 @@
 """The ``posetransfer train`` command (pose-transfer stage).
 
 ``train --config FILE --data ROOT --flow-checkpoint FLOW_RUN --out RUN_DIR [--max-steps N]
-[key=value ...]`` trains a generator run (:func:`~.generator_stage.train_generator`); rerunning
-it resumes. ``--data``, ``--flow-checkpoint`` and ``--max-steps`` set ``data.root``,
-``flow.checkpoint`` and ``train.max_steps`` on top of ``--config`` and the overrides, so
-``--dry-run`` prints the configuration that trains.
+[--init RUN] [key=value ...]`` trains a generator run (:func:`~.generator_stage.train_generator`);
+rerunning it resumes. ``--data``, ``--flow-checkpoint``, ``--max-steps`` and ``--init`` set
+``data.root``, ``flow.checkpoint``, ``train.max_steps`` and ``init.run`` on top of ``--config``
+and the overrides; with an init run (that exists) its architecture and checkpoint are folded in
+too (:func:`~posetransfer.train.generator_init.adopt_init`), so ``--dry-run`` prints the
+configuration that trains.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from posetransfer.cli.options import add_threads_option, positive_int, require, 
 from posetransfer.console import echo
 from posetransfer.runtime import set_torch_threads
 from posetransfer.train.generator_config import GeneratorStageConfig
+from posetransfer.train.generator_init import adopt_init
 from posetransfer.train.generator_stage import train_generator
 
 __all__ = ["TRAIN"]
@@ -31,6 +34,12 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         help="a `posetransfer train-flow` run (sets flow.checkpoint)",
     )  # fmt: skip
     parser.add_argument("--max-steps", type=positive_int, metavar="N", help="sets train.max_steps")
+    parser.add_argument(
+        "--init", type=Path, metavar="RUN",
+        help="fine-tune: start from this `posetransfer train` run's networks (best checkpoint, "
+        "else latest; its architecture and flow regressor) with fresh optimisers and step "
+        "counter (sets init.run)",
+    )  # fmt: skip
     add_threads_option(parser)
 
 
@@ -39,8 +48,12 @@ def _configure(args: argparse.Namespace, cfg: GeneratorStageConfig) -> Generator
         "data.root": args.data,
         "flow.checkpoint": args.flow_checkpoint,
         "train.max_steps": args.max_steps,
+        "init.run": args.init,
     }
-    return with_flags(cfg, flags)
+    cfg = with_flags(cfg, flags)
+    if cfg.init.run is not None and Path(cfg.init.run).is_dir():
+        cfg = adopt_init(cfg)  # a missing init run is reported when the run starts
+    return cfg
 
 
 def _run(args: argparse.Namespace, cfg: GeneratorStageConfig) -> int:
@@ -70,5 +83,7 @@ TRAIN = Command(
     "a trained, frozen flow regressor (`posetransfer train-flow`), in the paper's two stages "
     "(schedule.coarse_steps). Writes RUN_DIR/config.yaml, flow_model.yaml, stats.jsonl, "
     "checkpoints/ and samples/; rerunning on RUN_DIR resumes. Ablations are overrides, e.g. "
-    "generator.visibility=none or pixel_warp.enabled=false.",
+    "generator.visibility=none or pixel_warp.enabled=false. Fine-tuning: --init RUN starts "
+    "from another run's networks, e.g. with --config configs/generator/finetune-cpu.yaml on a "
+    "small real dataset.",
 )

@@ -2,8 +2,9 @@
 
 Sections: ``data``, ``generator``, ``pixel_warp``, ``discriminator``, ``loss`` (the model and loss
 configs of :mod:`posetransfer.models` and :mod:`posetransfer.losses.generator`), ``flow`` (the
-flow regressor's run), ``schedule`` (the two-stage split), ``discriminator_optim``, ``vgg`` and
-``train`` (the shared loop). The ablations are overrides of the same file
+flow regressor's run and which flow trains), ``init`` (the run a fine-tuning starts from),
+``schedule`` (the two-stage split), ``discriminator_optim``, ``vgg`` and ``train`` (the shared
+loop). The ablations are overrides of the same file
 (:data:`posetransfer.experiments.compare.VARIANTS`): ``pixel_warp.enabled=false``,
 ``generator.visibility=none``, ``generator.use_flow=false generator.visibility=none`` and
 ``generator.dual_encoder=false generator.use_flow=false generator.visibility=none`` (the last two
@@ -35,6 +36,7 @@ __all__ = [
     "GeneratorDataConfig",
     "GeneratorStageConfig",
     "GeneratorTrainConfig",
+    "InitConfig",
     "ScheduleConfig",
     "VggConfig",
 ]
@@ -96,17 +98,59 @@ class FlowSourceConfig:
 
     Attributes:
         checkpoint: A ``train-flow`` run folder; ``--flow-checkpoint`` sets it. Not needed when
-            neither the generator nor the refiner uses flow.
+            neither the generator nor the refiner uses flow, nor with ``init.run`` (the
+            regressor then comes from that run).
         which: ``"best"`` or ``"latest"`` checkpoint of that run.
         finetune: Train the regressor with the generator in the coarse stage (through the
             generator loss) instead of freezing it.
         lr: Its learning rate when fine-tuned (None: ``train.lr``).
+        source: Flow that conditions the networks in training and validation: ``"regressor"``
+            (the regressor's prediction, as the paper) or ``"data"`` (the dataset's flow files,
+            e.g. ``synth-flow``'s fitted-body flows; every pair must have one). The run keeps
+            the regressor either way (inference's default flow); a run trained on fitted-body
+            flows is meant for ``infer --flow 3d``.
     """
 
     checkpoint: Path | None = None
     which: Literal["best", "latest"] = "best"
     finetune: bool = False
     lr: float | None = None
+    source: Literal["regressor", "data"] = "regressor"
+
+    def __post_init__(self) -> None:
+        if self.source not in ("regressor", "data"):
+            raise ConfigError(f"flow.source must be 'regressor' or 'data', got {self.source!r}")
+        if self.source == "data" and self.finetune:
+            raise ConfigError(
+                "flow.finetune=true trains the regressor through the generator, but "
+                "flow.source='data' does not use its prediction; set one of them back"
+            )
+
+
+@dataclass(frozen=True)
+class InitConfig:
+    """Fine-tuning: the run whose networks start this one (:mod:`.generator_init`).
+
+    The generator, the refiner, both discriminators and (unless ``flow.checkpoint`` names
+    another) the flow regressor start from that run's checkpoint; the optimisers and the step
+    counter start fresh. The architecture keys (``generator``, ``pixel_warp``, ``discriminator``,
+    ``data.pose_map``) left at their defaults take that run's values, and one set to another
+    value is an error naming it. Resuming this run resumes it (the init run is not read again).
+
+    Attributes:
+        run: A ``posetransfer train`` run folder, or one of its ``checkpoints/*`` folders;
+            ``--init`` sets it.
+        which: ``"best"``, ``"latest"`` or ``"auto"`` (best, else latest); filled in with the
+            checkpoint that was found.
+        step: That checkpoint's step (filled in, for the record).
+        refiner_trained: Whether that checkpoint's refiner had trained (filled in); then the
+            refiner is applied from this run's step 0, in validation and inference.
+    """
+
+    run: Path | None = None
+    which: Literal["auto", "best", "latest"] = "auto"
+    step: int | None = None
+    refiner_trained: bool = False
 
 
 @dataclass(frozen=True)
@@ -175,7 +219,8 @@ class GeneratorStageConfig:
         pixel_warp: Refiner architecture; ``enabled=false`` is the "w/o pixel warping" ablation.
         discriminator: PatchGAN architecture (one per stage).
         loss: Loss weights, GAN kind and warm-up (per stage), VGG19 file.
-        flow: The flow regressor's run and whether it is fine-tuned.
+        flow: The flow regressor's run, whether it is fine-tuned, which flow trains.
+        init: The run this one fine-tunes (``--init``), if any.
         schedule: The two-stage split.
         discriminator_optim: The discriminators' Adam.
         vgg: Test-only VGG settings.
@@ -188,6 +233,7 @@ class GeneratorStageConfig:
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     loss: GeneratorLossConfig = field(default_factory=GeneratorLossConfig)
     flow: FlowSourceConfig = field(default_factory=FlowSourceConfig)
+    init: InitConfig = field(default_factory=InitConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     discriminator_optim: DiscriminatorOptimConfig = field(default_factory=DiscriminatorOptimConfig)
     vgg: VggConfig = field(default_factory=VggConfig)
@@ -216,10 +262,15 @@ class GeneratorStageConfig:
         steps = self.schedule.coarse_steps
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
             raise ConfigError(f"schedule.coarse_steps must be an int >= 0, got {steps!r}")
-        if self.pixel_warp.enabled and steps == 0 and self.schedule.init_generator is None:
+        initialised = self.schedule.init_generator is not None or self.init.run is not None
+        if self.pixel_warp.enabled and steps == 0 and not initialised:
             raise ConfigError(
                 "schedule.coarse_steps=0 trains the pixel-warp refiner on an untrained generator; "
-                "set schedule.init_generator to a trained generator run"
+                "set init.run (--init) or schedule.init_generator to a trained generator run"
+            )
+        if self.schedule.init_generator is not None and self.init.run is not None:
+            raise ConfigError(
+                "schedule.init_generator and init.run both start the generator; set only init.run"
             )
 
     @property
@@ -232,9 +283,10 @@ class GeneratorStageConfig:
         return self.pixel_warp.enabled and step >= self.schedule.coarse_steps
 
     def refiner_trained_after(self, steps: int) -> bool:
-        """Whether the refiner has trained once ``steps`` steps are done; validation and
-        inference use the coarse image until then."""
-        return self.pixel_warp.enabled and steps > self.schedule.coarse_steps
+        """Whether the refiner has trained once ``steps`` steps are done (or came trained from
+        ``init.run``); validation and inference use the coarse image until then."""
+        trained = steps > self.schedule.coarse_steps or self.init.refiner_trained
+        return self.pixel_warp.enabled and trained
 
 
 @dataclass(frozen=True)

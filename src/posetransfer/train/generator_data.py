@@ -3,26 +3,32 @@
 :func:`generator_datasets` holds validation pairs out of ``data.train_split`` by person (never the
 test split) and checks the image size against ``generator.image_size``; :func:`flow_network`
 loads the ``train-flow`` run named by ``flow.checkpoint`` when the generator or the refiner uses
-flow.
+flow (or takes the regressor of the ``init.run`` being fine-tuned).
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
-from posetransfer.config import ConfigError
+from posetransfer.config import ConfigError, load_config
 from posetransfer.data.datasets import PairDataset
 from posetransfer.data.splits import PairSubset, carve_validation
 from posetransfer.io import PathLike
 from posetransfer.models.flow_regressor import FlowRegressor
 from posetransfer.pose.maps import PoseMapConfig
 from posetransfer.train.flow_stage import load_flow_regressor
-from posetransfer.train.generator_config import GeneratorStageConfig
+from posetransfer.train.generator_config import (
+    FLOW_MODEL_FILE,
+    FlowModelRecord,
+    GeneratorStageConfig,
+)
+from posetransfer.train.generator_init import init_flow_network
 
-__all__ = ["flow_network", "generator_datasets", "load_flow_run"]
+__all__ = ["flow_network", "generator_datasets", "load_flow_run", "recorded_flow_network"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,38 +45,63 @@ def load_flow_run(
     return net, flow_cfg.data.pose_map
 
 
+def recorded_flow_network(run_dir: PathLike) -> tuple[FlowRegressor, PoseMapConfig]:
+    """A regressor built from ``RUN/flow_model.yaml`` (random weights: a resumed checkpoint
+    fills them), so resuming a fine-tuning run does not need its init run.
+
+    Raises:
+        FileNotFoundError: The run has no ``flow_model.yaml``.
+    """
+    path = Path(run_dir) / FLOW_MODEL_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; cannot rebuild the run's flow regressor")
+    record = load_config(FlowModelRecord, path)
+    return FlowRegressor(record.model), record.pose_map
+
+
 def flow_network(cfg: GeneratorStageConfig) -> tuple[FlowRegressor | None, PoseMapConfig | None]:
     """The run's flow regressor (on the CPU) and its pose maps, or ``(None, None)`` without flow.
 
+    The regressor comes from ``flow.checkpoint`` (a ``train-flow`` run) or, without one, from
+    the run named by ``init.run``.
+
     Raises:
-        ConfigError: ``flow.checkpoint`` is not set though flow is used.
+        ConfigError: Neither ``flow.checkpoint`` nor ``init.run`` is set though flow is used.
         CheckpointError: The flow run has no such checkpoint or its weights do not fit.
     """
     if not cfg.needs_flow:
         return None, None
-    if cfg.flow.checkpoint is None:
+    if cfg.flow.checkpoint is not None:
+        net, pose_map = load_flow_run(cfg.flow.checkpoint, cfg.flow.which, "cpu")
+        where = str(cfg.flow.checkpoint)
+    elif cfg.init.run is not None:
+        net, pose_map = init_flow_network(cfg)
+        where = f"the init run {cfg.init.run}"
+    else:
         raise ConfigError(
             "flow.checkpoint is not set (pass --flow-checkpoint FLOW_RUN, a `posetransfer "
-            "train-flow` run); it is needed with generator.use_flow or pixel_warp.enabled"
+            "train-flow` run, or --init RUN, a generator run whose regressor is taken); it is "
+            "needed with generator.use_flow or pixel_warp.enabled"
         )
-    net, pose_map = load_flow_run(cfg.flow.checkpoint, cfg.flow.which, "cpu")
-    logger.info(
-        "flow regressor from %s, %s",
-        cfg.flow.checkpoint,
-        "fine-tuned" if cfg.flow.finetune else "frozen",
-    )
+    mode = "fine-tuned" if cfg.flow.finetune else "frozen"
+    logger.info("flow regressor from %s, %s", where, mode)
     return net, pose_map
 
 
 def generator_datasets(cfg: GeneratorStageConfig) -> tuple[PairSubset, PairSubset | None]:
     """Training pairs and validation pairs held out of the same split, by person.
 
+    With ``flow.source="data"`` every pair must have its flow file.
+
     Raises:
         ValueError: An empty split, or images whose size is not ``generator.image_size``.
+        FileNotFoundError: ``flow.source="data"`` and a pair has no flow file.
     """
     data = cfg.data
     assert data.root is not None
     common: dict[str, Any] = {"protocol": data.protocol, "pose_map": data.pose_map}
+    if cfg.flow.source == "data" and cfg.needs_flow:
+        common["require_flow"] = True  # flow.source=data: every pair needs its flow file
     base = PairDataset(
         data.root, data.train_split, hflip_prob=data.hflip_prob, seed=cfg.train.seed, **common
     )

@@ -52,7 +52,7 @@ from posetransfer.models.pixel_warp import build_refiner, transfer, warp_source_
 from posetransfer.models.vgg import VGG19Features, load_vgg19
 from posetransfer.pose.maps import PoseMapConfig, pose_maps
 from posetransfer.runtime import is_main_process
-from posetransfer.train.checkpoint import load_weights
+from posetransfer.train.checkpoint import list_checkpoints, load_weights
 from posetransfer.train.components import (
     DISCRIMINATOR,
     DISCRIMINATOR_PW,
@@ -65,8 +65,15 @@ from posetransfer.train.generator_config import (
     FlowModelRecord,
     GeneratorStageConfig,
 )
-from posetransfer.train.generator_data import flow_network, generator_datasets, load_flow_run
+from posetransfer.train.generator_data import (
+    flow_network,
+    generator_datasets,
+    load_flow_run,
+    recorded_flow_network,
+)
+from posetransfer.train.generator_init import adopt_init, init_checkpoint, load_init_weights
 from posetransfer.train.loop import TrainResult, run_training
+from posetransfer.train.resume import CHECKPOINTS_DIR
 from posetransfer.train.settings import make_adam
 from posetransfer.train.stage import Stage, StepContext, requires_grad
 from posetransfer.train.stats import make_grid
@@ -145,9 +152,14 @@ class GeneratorStage(Stage):
     # ------------------------------------------------------------------------------ forward
 
     def condition(self, batch: PairBatch) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Flow ``(B, 2, H, W)`` and visibility codes ``(B, H, W)`` from the regressor."""
+        """Flow ``(B, 2, H, W)`` and visibility codes ``(B, H, W)``: the regressor's, or the
+        batch's own with ``flow.source="data"``."""
         if self.flow_net is None:
             return None, None
+        if self.cfg.flow.source == "data":
+            if batch.flow is None or batch.visibility is None:
+                raise ValueError("flow.source='data' but the batch carries no flow")
+            return batch.flow.float(), batch.visibility
         size = (batch.source_image.shape[-2], batch.source_image.shape[-1])
         if self.flow_pose_map == self.cfg.data.pose_map:
             maps_src, maps_tgt = batch.source_pose_map, batch.target_pose_map
@@ -292,8 +304,10 @@ def train_generator(
 ) -> TrainResult:
     """Train (or resume) a pose-transfer run in ``run_dir``.
 
-    Everything that can fail on user input (VGG file, flow run, dataset, image size) is checked
-    before the first step.
+    Everything that can fail on user input (VGG file, flow run, init run, dataset, image size)
+    is checked before the first step. With ``init.run`` a fresh run starts from that run's
+    networks (:mod:`.generator_init`: architecture adopted and checked, the checkpoint recorded
+    in ``config.yaml``); a run folder with checkpoints is resumed and the init run is not read.
 
     Args:
         cfg: The resolved config (``data.root`` set; ``flow.checkpoint`` set when flow is used).
@@ -303,17 +317,29 @@ def train_generator(
         The loop's result.
 
     Raises:
-        ConfigError: A missing ``data.root`` or ``flow.checkpoint``, or sizes that do not fit.
+        ConfigError: A missing ``data.root`` or ``flow.checkpoint``, sizes that do not fit, or
+            an architecture that differs from the init run's.
         FileNotFoundError: The VGG19 file is missing while a perceptual weight is non-zero.
         ValueError: The dataset's images do not have ``generator.image_size``.
     """
     run_dir = Path(run_dir)
     if cfg.data.root is None:
         raise ConfigError("data.root is not set; pass --data ROOT")
+    resuming = bool(list_checkpoints(run_dir / CHECKPOINTS_DIR))
+    init_ckpt = None
+    init_run = cfg.init.run
+    if init_run is not None and not resuming:
+        cfg = adopt_init(cfg)
+        init_ckpt = init_checkpoint(init_run, cfg.init.which)
     vgg = None
     if cfg.loss.content_weights or cfg.loss.style_weights:
         vgg = load_vgg19(cfg.loss.vgg_weights, random_weights=cfg.vgg.random_weights)
-    flow_net, flow_pose_map = flow_network(cfg)
+    flow_net: FlowRegressor | None
+    flow_pose_map: PoseMapConfig | None
+    if resuming and cfg.needs_flow and cfg.flow.checkpoint is None and cfg.init.run is not None:
+        flow_net, flow_pose_map = recorded_flow_network(run_dir)  # weights: the checkpoint's
+    else:
+        flow_net, flow_pose_map = flow_network(cfg)
     train_set, val_set = generator_datasets(cfg)
     sample_set = val_set if val_set is not None else train_set
     count = min(cfg.data.sample_pairs, len(sample_set))
@@ -323,7 +349,10 @@ def train_generator(
         save_config(FlowModelRecord(flow_net.cfg, flow_pose_map), run_dir / FLOW_MODEL_FILE)
 
     def make_stage(device: torch.device) -> GeneratorStage:
-        return GeneratorStage(cfg, device, flow_net, flow_pose_map, vgg, samples)
+        stage = GeneratorStage(cfg, device, flow_net, flow_pose_map, vgg, samples)
+        if init_ckpt is not None:  # the regressor came with flow_network
+            load_init_weights(init_ckpt, stage.modules(), skip=(FLOW_REGRESSOR,))
+        return stage
 
     return run_training(
         make_stage, train_set, val_set, cfg.train, run_dir,
