@@ -174,7 +174,7 @@ def test_bad_inputs_are_clear_errors(env, test_pairs, poses, tmp_path, capsys) -
     assert main(flow_args) == 2
     assert "unknown key(s)" in capsys.readouterr().err
     assert main(["infer", "--checkpoint", str(env.run), "--out", "x.png", "--source", image]) == 2
-    assert "--source-pose" in capsys.readouterr().err
+    assert "photo mode needs --target T" in capsys.readouterr().err
 
 
 def test_a_coarse_stage_checkpoint_skips_pixel_warping(env, test_pairs, poses) -> None:
