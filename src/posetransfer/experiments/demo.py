@@ -7,7 +7,7 @@ Stages, each timed (a progress bar on a terminal), in ``OUT`` (default ``demo_ou
    (``OUT/synth_flow``); the ground-truth flows are not used anywhere below.
 3. ``train-flow``: the flow regressor on the synth-flow flows (``OUT/runs/flow``).
 4. ``compare``: the full model and the paper's ablations trained from one config
-   (:mod:`~posetransfer.experiments.compare`; ``OUT/runs/<variant>``), rendered on the
+   (:mod:`~posetransfer.experiments.compare`; ``OUT/work/runs/<variant>``), rendered on the
    person-disjoint test split with the baselines ``copy_source``, ``warp_pred`` and ``warp_3d``
    (the synth-flow flow), and scored: ``OUT/metrics.json`` maps each method to its metrics.
 5. ``report``: ``OUT/report.html`` (sample grids, metrics, loss curves, stage timings) and
