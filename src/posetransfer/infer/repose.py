@@ -127,7 +127,8 @@ class RePoseResult:
         generated: ``(h, w, 3)`` uint8 the networks' output before compositing.
         flow: ``(h, w, 2)`` float32 target -> source flow in frame pixels.
         visibility: ``(h, w)`` uint8 visibility codes (``conventions.Visibility``).
-        mask: ``(h, w)`` float32 target person mask used for compositing.
+        mask: ``(h, w)`` float32 target person mask used for compositing: the flow's
+            non-background pixels, one pixel in from the silhouette's edge.
         target_pose: The target keypoints in the frame's pixels.
     """
 
@@ -319,7 +320,8 @@ class RePoser:
         for i, pose in enumerate(targets):
             generated = tensor_to_uint8(out.image[i].cpu())
             codes = vis[i].to(torch.uint8).numpy()
-            mask = (codes != int(Visibility.BACKGROUND)).astype(np.float32)
+            # one pixel in from the silhouette: the generator's edge pixels are half background
+            mask = (~dilate_mask(codes == int(Visibility.BACKGROUND), 1)).astype(np.float32)
             frame_img = composite(generated, plate, mask, self.options.feather)
             image = frame_img
             if self.options.paste:
