@@ -44,6 +44,7 @@ from posetransfer.infer.detect import (
     detect_sequence,
 )
 from posetransfer.infer.images import ImageInputError, load_image
+from posetransfer.infer.sources import IMAGE_SUFFIXES
 from posetransfer.infer.video import VIDEO_SUFFIXES, iter_frames, video_info
 from posetransfer.io import save_png
 from posetransfer.pose.keypoints import Pose
@@ -52,7 +53,6 @@ __all__ = ["DETECT_POSE", "IMAGE_SUFFIXES", "DetectPoseConfig"]
 
 logger = logging.getLogger("posetransfer.detect-pose")
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 _OVERRIDE = re.compile(r"-{0,2}[A-Za-z_][\w.]*=")
 
 

@@ -38,6 +38,7 @@ from posetransfer.cli.evaluate import EVALUATE
 from posetransfer.cli.evaluate_flow import EVALUATE_FLOW
 from posetransfer.cli.infer import INFER
 from posetransfer.cli.inspect_data import INSPECT_DATA
+from posetransfer.cli.make_dataset import MAKE_DATASET
 from posetransfer.cli.make_synthetic import MAKE_SYNTHETIC
 from posetransfer.cli.show_flow import SHOW_FLOW
 from posetransfer.cli.synth_flow import SYNTH_FLOW
@@ -64,6 +65,7 @@ COMMANDS: dict[str, Command] = {
         INFER,
         EVALUATE,
         DETECT_POSE,
+        MAKE_DATASET,
         DEMO,
     )
 }
