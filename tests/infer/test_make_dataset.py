@@ -226,9 +226,14 @@ def test_changed_settings_and_inputs(footage: Path, made: Path) -> None:
     cfg = _config(footage, out, min_pose_change=1000.0)
     summary = make_dataset.make_dataset(cfg)  # only the pairs change: every source reused
     assert summary.reused == 2 and summary.pairs == {"train": 0, "test": 0}
-    summary = make_dataset.make_dataset(dataclasses.replace(cfg, inputs=cfg.inputs[:1]))
+    cfg = dataclasses.replace(cfg, inputs=cfg.inputs[:1], prefix="market-")
+    summary = make_dataset.make_dataset(cfg)
     assert summary.sources == 1 and summary.reused == 1
     assert not list(out.rglob("alice_*")) and not (out / "parts" / "alice.json").exists()
+    assert sorted(p.name for p in out.glob("*.csv")) == [
+        "frames.csv", "market-annotation-test.csv", "market-annotation-train.csv",
+        "market-pairs-test.csv", "market-pairs-train.csv", "skipped.csv",
+    ]  # fmt: skip
     assert inspect_dataset(out).errors == []
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import logging
 import shutil
 import time
@@ -44,7 +45,7 @@ from posetransfer.data import formats
 from posetransfer.data.pairing import select_pairs
 from posetransfer.data.person_masks import MASKS_DIR
 from posetransfer.data.segments import person_split
-from posetransfer.infer.dataset_config import MakeDatasetConfig
+from posetransfer.infer.dataset_config import PREFIXES, MakeDatasetConfig
 from posetransfer.infer.dataset_parts import (
     PARTS_DIR,
     SourceRecord,
@@ -207,6 +208,10 @@ def _merge(
         summary.images[split] = len(poses)
         summary.pairs[split] = len(pairs)
         summary.identities[split] = len(groups)
+    for other in PREFIXES:  # labels written under another prefix by an earlier run
+        if other != cfg.prefix:
+            for split, kind in itertools.product(SPLITS, ("annotation", "pairs")):
+                (out / f"{other}{kind}-{split}.csv").unlink(missing_ok=True)
     _write_csv(out / "frames.csv", FRAMES_HEADER, sorted(frame_rows))
     _write_csv(out / "skipped.csv", SKIPPED_HEADER, skip_rows)
     _remove_stale_records(out, {s.key for s in sources})
