@@ -21,6 +21,7 @@ pytest.importorskip("mediapipe", reason="the 'pose' extra is not installed")
 pytest.importorskip("av", reason="the 'video' extra is not installed")
 
 from posetransfer.conventions import Keypoint
+from posetransfer.data.datasets import PairDataset
 from posetransfer.data.formats import read_annotation_csv, read_pairs_csv
 from posetransfer.data.inspect import inspect_dataset
 from posetransfer.data.pairing import pose_change
@@ -182,9 +183,11 @@ def test_crop_and_mask_come_from_the_recorded_box(made: Path) -> None:
             assert overlap > 0.9, row["name"]
 
 
-def test_inspect_data_finds_nothing_wrong(made: Path) -> None:
+def test_inspect_data_and_pair_dataset_read_it(made: Path) -> None:
     report = inspect_dataset(made)
     assert report.errors == [] and report.warnings == []
+    sample = PairDataset(made, "train", protocol="native")[0]
+    assert sample.source_image.shape == (3, *SIZE) and sample.flow is None
 
 
 def test_killed_run_resumes_to_the_same_files(
