@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import reprlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from posetransfer.data.formats import (
     PathLike,
     check_name,
     indices_from_pose,
+    parse_json,
     pose_from_indices,
     read_text,
 )
@@ -55,10 +57,7 @@ def read_pair_split(path: PathLike) -> dict[str, list[tuple[str, str]]]:
         FormatError: Invalid JSON (with its line) or a structure other than the one above.
     """
     path = Path(path)
-    try:
-        data = json.loads(read_text(path))
-    except json.JSONDecodeError as exc:
-        raise FormatError(path, f"invalid JSON: {exc.msg}", line=exc.lineno) from None
+    data = parse_json(read_text(path), path)
     if not isinstance(data, dict):
         raise FormatError(path, f"expected a JSON object of splits, got {type(data).__name__}")
     splits: dict[str, list[tuple[str, str]]] = {}
@@ -108,6 +107,26 @@ def write_pair_split(path: PathLike, splits: Mapping[str, Sequence[tuple[str, st
 # ------------------------------------------------------------------------ DIAF pose_label.pkl
 
 
+def is_keypoint_table(value: object) -> bool:
+    """Whether ``value`` is an ``(18, 2)`` array or 18 lists/tuples of 2 numbers.
+
+    Checked before ``np.asarray``, which would walk any nesting a pickle builds (a list holding
+    the same list ten times, nine levels deep, is 10**9 numbers from a few hundred bytes).
+    """
+    if isinstance(value, np.ndarray):
+        return value.shape == (NUM_KEYPOINTS, 2)
+    return (
+        isinstance(value, list | tuple)
+        and len(value) == NUM_KEYPOINTS
+        and all(
+            isinstance(point, list | tuple)
+            and len(point) == 2
+            and all(isinstance(v, int | float | np.number) for v in point)
+            for point in value
+        )
+    )
+
+
 def read_pose_label(path: PathLike) -> dict[str, Pose]:
     """Read the original ``Label/pose_label.pkl`` with a restricted unpickler.
 
@@ -133,6 +152,10 @@ def read_pose_label(path: PathLike) -> dict[str, Pose]:
             f"refusing to load global {exc.module}.{exc.name}: a keypoint pickle may hold only "
             "plain data and numpy arrays",
         ) from None
+    except MemoryError:  # a length field larger than memory: the C unpickler allocates first
+        raise FormatError(
+            path, "not a valid pickle: it declares an object larger than memory"
+        ) from None
     except Exception as exc:  # corrupt pickles raise many types (EOFError, UnpicklingError, ...)
         raise FormatError(path, f"not a valid pickle: {type(exc).__name__}: {exc}") from None
     if not isinstance(data, dict):
@@ -140,11 +163,10 @@ def read_pose_label(path: PathLike) -> dict[str, Pose]:
     poses = {}
     for name, value in data.items():
         if not isinstance(name, str):
-            raise FormatError(path, f"expected string ids, got {name!r}")
-        try:
-            indices = np.asarray(value)
-        except ValueError:  # ragged nested lists
-            raise FormatError(path, "expected 18 [x, y] pairs", field=name) from None
+            raise FormatError(path, f"expected string ids, got {reprlib.repr(name)}")
+        if not is_keypoint_table(value):
+            raise FormatError(path, "expected 18 [x, y] pairs of numbers", field=name)
+        indices = np.asarray(value)
         if indices.dtype.kind not in "iuf" or indices.shape != (NUM_KEYPOINTS, 2):
             raise FormatError(
                 path,

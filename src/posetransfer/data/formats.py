@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ from posetransfer.pose.keypoints import Pose
 
 __all__ = [
     "FormatError",
+    "parse_json",
     "read_annotation_csv",
     "read_pairs_csv",
     "write_annotation_csv",
@@ -52,6 +52,9 @@ __all__ = [
 
 
 ANNOTATION_HEADER = ("name", "keypoints_y", "keypoints_x")
+
+#: Largest pixel index a keypoint file may hold: 2**24, the last integer float32 holds exactly.
+MAX_COORDINATE = 1 << 24
 PAIRS_HEADER = ("from", "to")
 
 
@@ -86,6 +89,21 @@ def read_text(path: Path) -> str:
         raise FormatError(path, "file not found") from None
     except UnicodeDecodeError as exc:
         raise FormatError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def parse_json(
+    text: str, path: PathLike, *, line: int | None = None, field: str | None = None
+) -> Any:
+    """``json.loads(text)``; any failure (syntax, nesting too deep, an integer of thousands of
+    digits) is a FormatError naming the place."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = exc.lineno if line is None else line
+        raise FormatError(path, f"invalid JSON: {exc.msg}", line=where, field=field) from None
+    except (ValueError, RecursionError) as exc:  # int_max_str_digits; nesting beyond the stack
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise FormatError(path, f"invalid JSON: {reason}", line=line, field=field) from None
 
 
 def pose_from_indices(ij_xy: Any, path: Path, *, line: int | None, field: str) -> Pose:
@@ -136,11 +154,15 @@ def read_pairs_csv(path: PathLike) -> list[tuple[str, str]]:
         FormatError: Missing header, a row with the wrong number of fields or an empty name.
     """
     path = Path(path)
-    rows = [
-        (number, [field.strip() for field in row])
-        for number, row in enumerate(csv.reader(read_text(path).splitlines()), start=1)
-        if any(field.strip() for field in row)
-    ]
+    reader = csv.reader(read_text(path).splitlines())
+    try:
+        rows = [
+            (number, [field.strip() for field in row])
+            for number, row in enumerate(reader, start=1)
+            if any(field.strip() for field in row)
+        ]
+    except csv.Error as exc:  # a field over csv.field_size_limit(), a stray quote, ...
+        raise FormatError(path, f"not a valid CSV line: {exc}", line=reader.line_num) from None
     if not rows or "from" not in rows[0][1] or "to" not in rows[0][1]:
         got = rows[0][1] if rows else "an empty file"
         line = rows[0][0] if rows else 1
@@ -188,7 +210,7 @@ def write_pairs_csv(path: PathLike, pairs: Iterable[tuple[str, str]]) -> None:
 def _parse_coordinate_list(text: str, path: Path, line: int, field: str) -> list[float]:
     try:
         values = json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # bad syntax, a huge integer, nesting beyond the stack
         values = None
     if not isinstance(values, list):
         raise FormatError(
@@ -200,10 +222,12 @@ def _parse_coordinate_list(text: str, path: Path, line: int, field: str) -> list
         )
     for k, value in enumerate(values):
         number = not isinstance(value, bool) and isinstance(value, int | float)
-        if not (number and math.isfinite(value) and (value >= 0 or value == -1)):
+        if not (number and (0 <= value <= MAX_COORDINATE or value == -1)):  # NaN fails too
+            shown = repr(value) if len(repr(value)) < 40 else f"{repr(value)[:20]}..."
             raise FormatError(
                 path,
-                f"value {k} is {value!r}, not a pixel coordinate (>= 0, or -1 if missing)",
+                f"value {k} is {shown}, not a pixel coordinate "
+                f"(0 to {MAX_COORDINATE}, or -1 if missing)",
                 line=line,
                 field=field,
             )

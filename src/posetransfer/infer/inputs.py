@@ -26,7 +26,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from posetransfer.data.formats import FormatError, read_pairs_csv
+from posetransfer.data.formats import FormatError, parse_json, read_pairs_csv, read_text
 from posetransfer.data.layout import discover_dataset, load_split
 from posetransfer.data.transforms import apply_image, apply_pose, get_protocol, plan_transform
 from posetransfer.infer.pipeline import MIN_VALID_KEYPOINTS, PoseTransferPipeline, check_pose
@@ -61,7 +61,7 @@ def _parse_row(text: str, where: Path | str, line: int) -> tuple[str, Pose]:
     for field, raw in zip(("keypoints_y", "keypoints_x"), fields[1:], strict=True):
         try:
             values = json.loads(raw)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # bad syntax, a huge integer, deep nesting
             values = None
         if not isinstance(values, list) or len(values) != 18:
             raise FormatError(where, f"expected a list of 18 numbers, got {raw.strip()[:60]!r}",
@@ -69,7 +69,7 @@ def _parse_row(text: str, where: Path | str, line: int) -> tuple[str, Pose]:
         lists.append(values)
     try:
         return fields[0].strip(), Pose.from_indices(np.stack([lists[1], lists[0]], axis=1))
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError) as exc:
         raise FormatError(where, str(exc), line=line, field="keypoints_y/keypoints_x") from None
 
 
@@ -90,12 +90,9 @@ def read_pose(spec: PathLike) -> Pose:
         if ":" in text and "[" in text:
             return _parse_row(text, "pose text", 1)[1]
         raise FileNotFoundError(f"{path}: pose file not found")
-    content = path.read_text(encoding="utf-8-sig")
+    content = read_text(path)
     if path.suffix.lower() == ".json":
-        try:
-            points = json.loads(content)
-        except json.JSONDecodeError as exc:
-            raise FormatError(path, f"invalid JSON: {exc.msg}", line=exc.lineno) from None
+        points = parse_json(content, path)
         if not isinstance(points, list) or len(points) != 18:
             raise FormatError(path, "expected a list of 18 [x, y] keypoints (-1 for missing)")
         for k, point in enumerate(points):
@@ -104,7 +101,7 @@ def read_pose(spec: PathLike) -> Pose:
         indices = [[-1, -1] if p is None else p for p in points]
         try:
             return Pose.from_indices(np.asarray(indices))
-        except ValueError as exc:
+        except (ValueError, TypeError, OverflowError) as exc:
             raise FormatError(path, str(exc)) from None
     rows = {}
     for number, line in enumerate(content.splitlines(), start=1):

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
+import reprlib
 from pathlib import Path
 
 import numpy as np
 
 from posetransfer.conventions import NUM_KEYPOINTS
-from posetransfer.data.diaf_formats import read_pose_label
+from posetransfer.data.diaf_formats import is_keypoint_table, read_pose_label
 from posetransfer.data.formats import ANNOTATION_HEADER, FormatError, read_annotation_csv
 from posetransfer.data.safe_pickle import safe_load
 from posetransfer.pose.keypoints import Pose
@@ -29,13 +30,16 @@ logger = logging.getLogger(__name__)
 def _number_list(text: str) -> np.ndarray:
     try:
         values = json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # bad syntax, a huge integer, deep nesting
         values = None
     if not isinstance(values, list) or len(values) != NUM_KEYPOINTS:
         raise ValueError(f"expected a list of {NUM_KEYPOINTS} numbers, got {text.strip()[:60]!r}")
     if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
         raise ValueError(f"expected numbers, got {text.strip()[:60]!r}")
-    return np.asarray(values, dtype=np.float64)
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except OverflowError:  # an integer beyond float64
+        raise ValueError(f"a number is out of range in {text.strip()[:60]!r}") from None
 
 
 def _pose_or_reason(indices: np.ndarray) -> Pose | str:
@@ -102,11 +106,11 @@ def _pose_label_by_record(path: Path) -> tuple[dict[str, Pose], dict[str, str], 
     unattributed: list[str] = []
     for name, value in data.items():
         if not isinstance(name, str):
-            unattributed.append(f"{path}: id {name!r} is not a string")
+            unattributed.append(f"{path}: id {reprlib.repr(name)} is not a string")
             continue
         try:
-            indices = np.asarray(value, dtype=np.float64)
-        except (ValueError, TypeError):
+            indices = np.asarray(value if is_keypoint_table(value) else (), dtype=np.float64)
+        except (ValueError, TypeError, OverflowError):
             indices = np.zeros(0)
         if indices.shape != (NUM_KEYPOINTS, 2):
             problems[name] = f"invalid keypoints: expected 18 [x, y] numbers in {path}"
