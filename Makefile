@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first: the local CPU build; any later requirement it satisfies installs nothing more.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev,pose,video]'
+	$(PY) -m pip install --quiet -e '.[dev,pose,video,onnx]'
 	touch $(STAMP)
 
 # The report test opens HTML in headless Chromium (Debian's `chromium`); installed when missing

@@ -5,9 +5,11 @@
 POSE --target-pose POSE --out OUT.png``), or any photo (``--source PHOTO --target T --out O``,
 where ``T`` is a photo, a pose or a driving video: :mod:`posetransfer.cli.infer_photo`);
 ``--flow 3d`` takes the flow from the synthesis stage (body fit and render)
-instead of the run's flow regressor. ``--flow``, ``--which``, ``--batch-size`` and ``--device``
-set the config keys of the same names on top of ``--config`` and the overrides, so ``--dry-run``
-prints the configuration that runs.
+instead of the run's flow regressor. ``--backend onnxruntime`` runs the networks with ONNX Runtime
+(CPU, ``--threads`` threads): ``--checkpoint`` is then a ``model.onnx`` of ``posetransfer export``
+or a run folder, exported on the fly. ``--flow``, ``--which``, ``--batch-size``, ``--device`` and
+``--backend`` set the config keys of the same names on top of ``--config`` and the overrides, so
+``--dry-run`` prints the configuration that runs.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ from posetransfer.cli.options import (
 )
 from posetransfer.config import ConfigError
 from posetransfer.infer.inputs import FlowFn, infer_pairs, prepare_source, read_pose
-from posetransfer.infer.pipeline import PoseTransferPipeline, body_flow, check_pose
+from posetransfer.infer.onnx_export import OnnxExtraMissingError
+from posetransfer.infer.pipeline import BACKENDS, PoseTransferPipeline, body_flow, check_pose
 from posetransfer.io import save_png, tensor_to_uint8
 from posetransfer.pose.keypoints import Pose
 from posetransfer.render.correspondence import DEFAULT_DEPTH_TOLERANCE_M
@@ -58,6 +61,7 @@ class InferConfig:
         batch_size: Pairs per forward pass (pair lists).
         num_workers: Data-loading processes (pair lists).
         device: ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
+        backend: ``"torch"`` or ``"onnxruntime"`` (ONNX Runtime on the CPU; the ``onnx`` extra).
         min_valid_keypoints: Fewest valid keypoints a pose needs.
         fit: Body-fit settings for ``flow="3d"``.
         depth_tolerance_m: Occlusion tolerance of the ``3d`` visibility, in metres.
@@ -70,6 +74,7 @@ class InferConfig:
     batch_size: int = 8
     num_workers: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    backend: Literal["torch", "onnxruntime"] = "torch"
     min_valid_keypoints: int = 4
     fit: FitConfig = field(default_factory=FitConfig)
     depth_tolerance_m: float = DEFAULT_DEPTH_TOLERANCE_M
@@ -83,7 +88,8 @@ class InferConfig:
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
-    add("--checkpoint", type=Path, metavar="RUN_DIR", help="a `train` run (required)")
+    add("--checkpoint", type=Path, metavar="RUN_DIR",
+        help="a `train` run, or a model.onnx with --backend onnxruntime (required)")  # fmt: skip
     add("--out", type=Path, help="output folder (pair list) or OUT.png (one image) (required)")
     add("--data", type=Path, metavar="ROOT", help="dataset holding the pairs' images and keypoints")
     add("--pairs", type=Path, metavar="CSV", help="pair list (from,to) to render")
@@ -101,13 +107,14 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     add("--flow", choices=("regressor", "3d"), help="flow source (sets flow)")
     add("--which", choices=("best", "latest"), help="checkpoint (sets which)")
     add("--batch-size", type=positive_int, metavar="N", help="sets batch_size")
+    add("--backend", choices=BACKENDS, help="sets backend (onnxruntime: the CPU)")
     add_device_option(parser)
     add_threads_option(parser)
 
 
 def _configure(args: argparse.Namespace, cfg: InferConfig) -> InferConfig:
     flags = {"flow": args.flow, "which": args.which, "batch_size": args.batch_size,
-             "device": args.device}  # fmt: skip
+             "device": args.device, "backend": args.backend}  # fmt: skip
     photo = {
         "photo.background": args.background,
         "photo.paste": args.paste,
@@ -150,16 +157,14 @@ def _run(args: argparse.Namespace, cfg: InferConfig) -> int:
         if args.target is None and args.target_pose is None:
             raise ValueError("photo mode needs --target T (a photo, pose or video)")
         set_torch_threads(args.threads)
-        pipeline = PoseTransferPipeline.from_run(
-            args.checkpoint, cfg.which, resolve_device(cfg.device)
-        )
+        pipeline = _load(args, cfg)
         return run_photo(args, pipeline, cfg.flow, cfg.photo, cfg.video, cfg.batch_size)
     pair_mode = _pair_mode(args)
     set_torch_threads(args.threads)
     if not pair_mode:  # cheap checks before loading anything
         poses = [check_pose(read_pose(spec), spec, cfg.min_valid_keypoints)
                  for spec in (args.source_pose, args.target_pose)]  # fmt: skip
-    pipeline = PoseTransferPipeline.from_run(args.checkpoint, cfg.which, resolve_device(cfg.device))
+    pipeline = _load(args, cfg)
     flow_fn = _flow_fn(cfg, pipeline)
     if pair_mode:
         written, skipped = infer_pairs(
@@ -188,6 +193,18 @@ def _run(args: argparse.Namespace, cfg: InferConfig) -> int:
     save_png(args.out, tensor_to_uint8(out.image[0]))
     logger.info("wrote %s", args.out)
     return 0
+
+
+def _load(args: argparse.Namespace, cfg: InferConfig) -> PoseTransferPipeline:
+    """The run (or exported model) on the configured backend; ONNX Runtime on the CPU."""
+    onnx = cfg.backend == "onnxruntime"
+    device = "cpu" if onnx and cfg.device == "auto" else resolve_device(cfg.device)
+    try:
+        return PoseTransferPipeline.from_run(
+            args.checkpoint, cfg.which, device, backend=cfg.backend, threads=args.threads
+        )
+    except OnnxExtraMissingError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _flow_fn(cfg: InferConfig, pipeline: PoseTransferPipeline) -> FlowFn | None:
@@ -228,5 +245,7 @@ INFER = Command(
     "the source person is detected (or --source-pose), framed, re-posed and composited over "
     "the photo's background (--background source|white|IMAGE; --paste puts it back into the "
     "whole photo); a video target writes O.mp4 (every --every K-th frame, smoothed, "
-    "retargeted to the source person; --side-by-side), else O.png.",
+    "retargeted to the source person; --side-by-side), else O.png. --backend onnxruntime "
+    "runs the networks with ONNX Runtime on the CPU (--checkpoint FILE.onnx from `posetransfer "
+    "export`, or a run folder exported on the fly).",
 )

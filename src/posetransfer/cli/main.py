@@ -36,6 +36,7 @@ from posetransfer.cli.demo import DEMO
 from posetransfer.cli.detect_pose import DETECT_POSE
 from posetransfer.cli.evaluate import EVALUATE
 from posetransfer.cli.evaluate_flow import EVALUATE_FLOW
+from posetransfer.cli.export import EXPORT
 from posetransfer.cli.infer import INFER
 from posetransfer.cli.inspect_data import INSPECT_DATA
 from posetransfer.cli.make_dataset import MAKE_DATASET
@@ -64,6 +65,7 @@ COMMANDS: dict[str, Command] = {
         EVALUATE_FLOW,
         TRAIN,
         INFER,
+        EXPORT,
         PERSONALIZE,
         EVALUATE,
         DETECT_POSE,

@@ -8,6 +8,10 @@ stage (:func:`body_flow`: fit the body model to both poses, render the pair). Th
 applied once it has trained (``GeneratorStageConfig.refiner_trained_after``), so a checkpoint of
 the coarse stage gives the generator's image.
 
+Backends: ``torch`` (the networks above) or ``onnxruntime`` (``from_run(..., backend=
+"onnxruntime")``: an exported ``model.onnx``, or the run exported on the fly; the work goes to a
+:class:`posetransfer.infer.onnx_backend.OnnxEngine`, inputs and outputs stay torch tensors).
+
 Pose files, pair lists and output files are in :mod:`posetransfer.infer.inputs`.
 """
 
@@ -41,8 +45,10 @@ from posetransfer.train.generator_config import (
 if TYPE_CHECKING:
     from posetransfer.body.anny_model import BodyModel
     from posetransfer.body.fitting import FitConfig
+    from posetransfer.infer.onnx_backend import OnnxEngine
 
 __all__ = [
+    "BACKENDS",
     "MIN_VALID_KEYPOINTS",
     "PoseInputError",
     "PoseTransferPipeline",
@@ -54,6 +60,10 @@ logger = logging.getLogger(__name__)
 
 #: Fewest valid keypoints a pose needs (the body fit's minimum; fewer cannot place a person).
 MIN_VALID_KEYPOINTS = 4
+
+#: Where the networks run: torch, or ONNX Runtime on an exported model (the ``onnx`` extra).
+Backend = Literal["torch", "onnxruntime"]
+BACKENDS: tuple[Backend, ...] = ("torch", "onnxruntime")
 
 
 class PoseInputError(ValueError):
@@ -95,7 +105,7 @@ def _resolve_run(path: str | os.PathLike[str], which: str) -> tuple[Path, Path]:
 
 @dataclass(frozen=True)
 class _Networks:
-    generator: PoseTransferGenerator
+    generator: PoseTransferGenerator | None  # None: an exported model only (``engine``)
     refiner: PixelWarpRefiner | None
     flow_net: FlowRegressor | None
     flow_pose_map: PoseMapConfig | None
@@ -114,19 +124,24 @@ class PoseTransferPipeline:
         channels_last: Run the networks and their inputs in the ``channels_last`` memory format
             (the same results; whole inference measured 13% faster on one CPU thread at 256x256,
             ``BENCHMARKS.md``).
+        engine: ONNX Runtime sessions that run the model instead of the torch networks (which
+            may then be None).
     """
 
     def __init__(
         self,
         cfg: GeneratorStageConfig,
-        generator: PoseTransferGenerator,
+        generator: PoseTransferGenerator | None,
         refiner: PixelWarpRefiner | None,
         flow_net: FlowRegressor | None,
         flow_pose_map: PoseMapConfig | None,
         device: torch.device | str = "cpu",
         channels_last: bool = True,
+        engine: OnnxEngine | None = None,
     ) -> None:
-        self.cfg, self.device = cfg, torch.device(device)
+        if generator is None and engine is None:
+            raise ValueError("a pipeline needs a generator or an ONNX engine")
+        self.cfg, self.device, self.engine = cfg, torch.device(device), engine
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.nets = _Networks(generator, refiner, flow_net, flow_pose_map)
         for net in (generator, refiner, flow_net):
@@ -147,22 +162,40 @@ class PoseTransferPipeline:
         which: Literal["best", "latest"] = "best",
         device: torch.device | str = "cpu",
         channels_last: bool = True,
+        backend: Backend = "torch",
+        threads: int | None = None,
     ) -> PoseTransferPipeline:
         """Load a ``posetransfer train`` run.
 
         Args:
-            run_dir: The run folder, or one of its ``checkpoints/*`` folders.
+            run_dir: The run folder, or one of its ``checkpoints/*`` folders; with the
+                ``onnxruntime`` backend also a ``model.onnx`` of ``posetransfer export``.
             which: ``"best"`` (falls back to ``"latest"`` when the run has no best) or
                 ``"latest"``; ignored for a checkpoint folder.
-            device: Device of the networks.
+            device: Device of the networks (the CPU for ``onnxruntime``).
             channels_last: Memory format of the networks (see the class).
+            backend: ``"torch"``, or ``"onnxruntime"`` (a run folder is exported first).
+            threads: ONNX Runtime's intra-op threads (default: torch's count).
 
         Raises:
             FileNotFoundError: The folder or its ``config.yaml`` is missing.
             ConfigError: ``config.yaml`` is not a generator run's config.
             CheckpointError: No checkpoint, or weights of another model config (names the
                 module and the mismatched keys).
+            ValueError: An ``.onnx`` file without the ``onnxruntime`` backend, or that backend
+                on another device than the CPU.
         """
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if backend == "onnxruntime" and torch.device(device).type != "cpu":
+            raise ValueError(f"the onnxruntime backend runs on the CPU, not {device}")
+        if Path(run_dir).suffix == ".onnx":
+            if backend != "onnxruntime":
+                raise ValueError(f"{run_dir} is an exported model: use the onnxruntime backend")
+            from posetransfer.infer.onnx_backend import OnnxEngine
+
+            engine = OnnxEngine(run_dir, threads)
+            return cls(engine.cfg, None, None, None, None, "cpu", engine=engine)
         run, ckpt = _resolve_run(run_dir, which)
         config_path = run / "config.yaml"
         if not config_path.is_file():
@@ -183,7 +216,12 @@ class PoseTransferPipeline:
             logger.info("%s: step %d is in the coarse stage; no pixel warping", ckpt, steps)
         load_weights(ckpt, modules)
         logger.info("loaded %s (%s)", ckpt, ", ".join(modules))
-        return cls(cfg, generator, refiner, flow_net, flow_pose_map, device, channels_last)
+        pipeline = cls(cfg, generator, refiner, flow_net, flow_pose_map, device, channels_last)
+        if backend == "onnxruntime":
+            from posetransfer.infer.onnx_backend import OnnxEngine
+
+            pipeline.engine = OnnxEngine.from_networks(cfg, pipeline.nets, threads, str(ckpt))
+        return pipeline
 
     @torch.no_grad()
     def run(
@@ -220,6 +258,8 @@ class PoseTransferPipeline:
                 f"{size[0]}, {size[1]}) (generator.image_size of the run's config); bring photos "
                 "of other sizes into that frame with posetransfer.infer.framing.Frame"
             )
+        if self.engine is not None:
+            return self.engine.run(x_src, src_xy, src_valid, tgt_xy, tgt_valid, flow, background)
         dev, fmt = self.device, self.memory_format
         x_src = x_src.to(dev, memory_format=fmt)
         src_xy, src_valid = src_xy.to(dev), src_valid.to(dev)
@@ -235,6 +275,7 @@ class PoseTransferPipeline:
             flow_px, vis = self.predict_flow(src_xy, src_valid, tgt_xy, tgt_valid)
         if background is not None:
             background = background.to(dev, memory_format=fmt)
+        assert nets.generator is not None  # only an engine's pipeline has none
         return transfer(nets.generator, nets.refiner, x_src, maps_tgt, flow_px, vis, background)
 
     @torch.no_grad()
@@ -257,6 +298,8 @@ class PoseTransferPipeline:
         Raises:
             ValueError: If the run's model uses no flow regressor.
         """
+        if self.engine is not None:
+            return self.engine.predict_flow(src_xy, src_valid, tgt_xy, tgt_valid)
         nets, size, fmt, dev = self.nets, self.image_size, self.memory_format, self.device
         if nets.flow_net is None or nets.flow_pose_map is None:
             raise ValueError("this run's model has no flow regressor (generator.use_flow=false)")
