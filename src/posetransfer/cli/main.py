@@ -42,6 +42,7 @@ from posetransfer.cli.inspect_data import INSPECT_DATA
 from posetransfer.cli.make_dataset import MAKE_DATASET
 from posetransfer.cli.make_synthetic import MAKE_SYNTHETIC
 from posetransfer.cli.personalize import PERSONALIZE
+from posetransfer.cli.serve import SERVE
 from posetransfer.cli.show_flow import SHOW_FLOW
 from posetransfer.cli.synth_flow import SYNTH_FLOW
 from posetransfer.cli.train import TRAIN
@@ -71,6 +72,7 @@ COMMANDS: dict[str, Command] = {
         DETECT_POSE,
         MAKE_DATASET,
         DEMO,
+        SERVE,
     )
 }
 
