@@ -17,17 +17,20 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first: the local CPU build; any later requirement it satisfies installs nothing more.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev,pose,video,onnx]'
+	$(PY) -m pip install --quiet -e '.[dev,pose,video,onnx,app]'
 	touch $(STAMP)
 
-# The report test opens HTML in headless Chromium (Debian's `chromium`); installed when missing
-# (as root, or with sudo). Set POSETRANSFER_SKIP_BROWSER_TESTS=1 to skip that one test instead.
+# The report test opens HTML in headless Chromium (Debian's `chromium`) and the web app test drives
+# it with selenium (`chromium-driver`); installed when missing (as root, or with sudo). Set
+# POSETRANSFER_SKIP_BROWSER_TESTS=1 to skip those tests instead.
 browser:
-	@if [ -z "$$POSETRANSFER_SKIP_BROWSER_TESTS" ] && ! command -v chromium >/dev/null; then \
+	@if [ -z "$$POSETRANSFER_SKIP_BROWSER_TESTS" ] && \
+			! { command -v chromium && command -v chromedriver; } >/dev/null; then \
 		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
-		echo "installing Debian's chromium for the browser test"; \
+		echo "installing Debian's chromium and chromium-driver for the browser tests"; \
 		$$sudo apt-get update -qq && \
-		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver \
+			>/dev/null; \
 	fi
 
 test: install browser
