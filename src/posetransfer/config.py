@@ -162,6 +162,9 @@ def apply_overrides(cfg: T, overrides: Sequence[str]) -> T:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError as e:
             raise ConfigError(f"override {item!r}: cannot parse value: {e}") from e
+        except (ValueError, RecursionError) as e:  # an int beyond 4300 digits; deep nesting
+            reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+            raise ConfigError(f"override {item[:80]!r}: cannot parse value: {reason}") from None
         node = data
         parts = key.split(".")
         for depth, part in enumerate(parts[:-1]):
@@ -193,8 +196,9 @@ def load_config(
             raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
         except yaml.YAMLError as e:
             raise ConfigError(f"{path}: invalid YAML: {e}") from e
-        except RecursionError:
-            raise ConfigError(f"{path}: invalid YAML: nested too deeply") from None
+        except (ValueError, RecursionError) as e:  # an int beyond 4300 digits; deep nesting
+            reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+            raise ConfigError(f"{path}: invalid YAML: {reason}") from None
         cfg = from_dict(cls, data, where=str(path))
     return apply_overrides(cfg, overrides)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -65,12 +66,13 @@ def test_corr_write_layout(tmp_path: Path) -> None:
     path = tmp_path / "x.corr"
     write_corr(path, flow, np.array(VIS_2X3))
     raw = path.read_bytes()
-    assert len(raw) == 8 + 2 * 3 * 9
+    assert len(raw) == 8 + 2 * 3 * 9 + 8  # + the checksum trailer
     assert struct.unpack("<ii", raw[:8]) == (3, 2)  # W first
     corr = np.frombuffer(raw[8:56], "<f4").reshape(2, 3, 2)
     expected = [[(1.5, 0.25), (0.0, 1.0), (2.0, 0.0)], [(2.0, 0.0), (1.0, 1.0), (0.5, 1.75)]]
     np.testing.assert_array_equal(corr, np.array(expected, np.float32))  # background: grid
-    assert list(raw[56:]) == [0, 1, 2, 0, 2, 1]
+    assert list(raw[56:62]) == [0, 1, 2, 0, 2, 1]
+    assert raw[62:66] == b"PTC1" and struct.unpack("<I", raw[66:]) == (zlib.crc32(raw[:62]),)
 
 
 def test_corr_round_trip(tmp_path: Path, rng) -> None:
@@ -96,6 +98,8 @@ def test_corr_write_zeroes_background_flow(tmp_path: Path) -> None:
         (b"\x03\x00\x00", "truncated: 3 bytes"),
         (corr_bytes(3, 2, CORR_2X3, VIS_2X3)[:-1], "expected 62 bytes for W=3, H=2.*got 61"),
         (corr_bytes(3, 2, CORR_2X3, VIS_2X3) + b"\x00", "expected 62 bytes.*got 63"),
+        (corr_bytes(3, 2, CORR_2X3, VIS_2X3) + b"PTC2" + bytes(4), "unknown 8-byte trailer"),
+        (corr_bytes(3, 2, CORR_2X3, VIS_2X3) + b"PTC1" + bytes(4), "checksum mismatch"),
         (corr_bytes(0, 2, [], []), "implausible image size W=0, H=2"),
         (corr_bytes(3, -2, [], []), "implausible image size W=3, H=-2"),
         (corr_bytes(1 << 20, 1 << 20, [], []), "implausible image size"),

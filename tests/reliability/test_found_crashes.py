@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from posetransfer.config import ConfigError, load_config
+from posetransfer.config import ConfigError, apply_overrides, load_config
 from posetransfer.data.diaf_formats import read_pair_split, read_pose_label
 from posetransfer.data.formats import FormatError, read_annotation_csv, read_pairs_csv
 from posetransfer.data.safe_pickle import safe_load
@@ -135,8 +135,9 @@ def test_pickled_dtype_state_cannot_change_an_array() -> None:
     [
         ("1: 2\nmodel: {}\n", "unknown key"),  # was TypeError: '<' between str and int
         ("train: {batch_size: -1}\n", "batch_size"),  # __post_init__: now names the file
-        (DEEP, "invalid YAML"),  # was RecursionError
+        ("[" * 1500, "invalid YAML"),  # was RecursionError
         ("a: &a [*a]\n", "unknown key"),
+        ("train: {lr: " + "1" * 5000 + "}\n", "invalid YAML"),  # was a bare ValueError
     ],
 )
 def test_config_errors_name_the_file(tmp_path: Path, text: str, message: str) -> None:
@@ -145,6 +146,13 @@ def test_config_errors_name_the_file(tmp_path: Path, text: str, message: str) ->
     with pytest.raises(ConfigError, match=message) as excinfo:
         load_config(FlowStageConfig, path)
     assert str(path) in str(excinfo.value)
+
+
+@pytest.mark.parametrize("value", ["[" * 1500, "1" * 5000])
+def test_override_values_that_broke_the_yaml_parser(value: str) -> None:
+    """Were RecursionError and a bare ValueError."""
+    with pytest.raises(ConfigError, match="cannot parse value"):
+        apply_overrides(FlowStageConfig(), [f"train.lr={value}"])
 
 
 def test_config_not_utf8_names_the_file(tmp_path: Path) -> None:

@@ -13,7 +13,10 @@ Original ``.corr`` (``3d/hmr/corr/<target>_<source>.corr``)
     codes. Coordinates use the pixel-index convention (pixel ``(i, j)`` sits at ``x=j, y=i``), so
     the flow is ``corr - (j, i)``; the 0.5 offsets of pixel centres cancel in the difference.
     Background pixels hold arbitrary coordinates: their flow reads as 0 and is written as
-    ``corr = (j, i)``.
+    ``corr = (j, i)``. Our writer appends an 8-byte trailer, ``b"PTC1"`` and the CRC-32 (uint32)
+    of everything before it, which the reader checks, so a damaged file is an error rather than
+    a wrong flow; files without it (the original's) are read unchecked. The original reader
+    reads fixed counts after the header and ignores the trailer.
 
 Our ``.npz`` store (``<target>_<source>.npz``)
     ``np.savez_compressed`` with exactly two arrays: ``flow`` ``(H, W, 2)`` float16 and
@@ -25,6 +28,7 @@ Our ``.npz`` store (``<target>_<source>.npz``)
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,6 +42,8 @@ __all__ = ["flow_filename", "read_any_flow", "read_corr", "read_flow", "write_co
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 MAX_CORR_SIDE = 1 << 15
+CORR_TRAILER_MAGIC = b"PTC1"
+CORR_TRAILER_SIZE = 8
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
@@ -95,8 +101,8 @@ def read_corr(path: PathLike) -> tuple[np.ndarray, np.ndarray]:
         ``visibility`` ``(H, W)`` uint8 codes.
 
     Raises:
-        FormatError: Truncated or oversized file, implausible size, unknown visibility code or a
-            non-finite coordinate on a body pixel.
+        FormatError: Truncated or oversized file, implausible size, a checksum that does not
+            match, unknown visibility code or a non-finite coordinate on a body pixel.
     """
     path = Path(path)
     try:
@@ -114,19 +120,26 @@ def read_corr(path: PathLike) -> tuple[np.ndarray, np.ndarray]:
         )
     n = width * height
     expected = 8 + 8 * n + n
-    if len(raw) != expected:
+    if len(raw) not in (expected, expected + CORR_TRAILER_SIZE):
         raise FormatError(
             path,
             f"expected {expected} bytes for W={width}, H={height} "
-            f"(8 header + {8 * n} coordinates + {n} visibility), got {len(raw)}",
+            f"(8 header + {8 * n} coordinates + {n} visibility, then an optional "
+            f"{CORR_TRAILER_SIZE}-byte checksum), got {len(raw)}",
         )
+    if len(raw) > expected:
+        magic, crc = raw[expected : expected + 4], raw[expected + 4 :]
+        if magic != CORR_TRAILER_MAGIC:
+            raise FormatError(path, f"unknown {CORR_TRAILER_SIZE}-byte trailer {raw[expected:]!r}")
+        if zlib.crc32(raw[:expected]) != int.from_bytes(crc, "little"):
+            raise FormatError(path, "checksum mismatch: the file is corrupt")
     corr = np.frombuffer(raw, "<f4", count=2 * n, offset=8).reshape(height, width, 2)
     visibility = np.frombuffer(raw, np.uint8, count=n, offset=8 + 8 * n).reshape(height, width)
     return _check_flow(path, corr - _pixel_grid(height, width), visibility)
 
 
 def write_corr(path: PathLike, flow: np.ndarray, visibility: np.ndarray) -> None:
-    """Write an original-format ``.corr`` file atomically.
+    """Write an original-format ``.corr`` file atomically, with a checksum trailer.
 
     Args:
         path: Destination, usually ``flow_filename(source, target, "corr")``.
@@ -140,10 +153,10 @@ def write_corr(path: PathLike, flow: np.ndarray, visibility: np.ndarray) -> None
     flow, visibility = _check_flow(path, flow, visibility)
     height, width = visibility.shape
     corr = (_pixel_grid(height, width) + flow).astype("<f4")
+    body = np.array([width, height], "<i4").tobytes() + corr.tobytes() + visibility.tobytes()
     with atomic_open(path, "wb") as f:
-        f.write(np.array([width, height], "<i4").tobytes())
-        f.write(corr.tobytes())
-        f.write(visibility.tobytes())
+        f.write(body)
+        f.write(CORR_TRAILER_MAGIC + zlib.crc32(body).to_bytes(4, "little"))
 
 
 def read_flow(path: PathLike) -> tuple[np.ndarray, np.ndarray]:

@@ -17,7 +17,6 @@ Pose files, pair lists and output files are in :mod:`posetransfer.infer.inputs`.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -34,7 +33,12 @@ from posetransfer.models.generator_inputs import condition_from_prediction
 from posetransfer.models.pixel_warp import PixelWarpRefiner, build_refiner, transfer
 from posetransfer.pose.keypoints import Pose, stack_poses
 from posetransfer.pose.maps import PoseMapConfig, pose_maps
-from posetransfer.train.checkpoint import CheckpointError, find_checkpoint, load_weights
+from posetransfer.train.checkpoint import (
+    CheckpointError,
+    find_checkpoint,
+    load_weights,
+    read_meta,
+)
 from posetransfer.train.components import FLOW_REGRESSOR, GENERATOR, PIXEL_WARP
 from posetransfer.train.generator_config import (
     FLOW_MODEL_FILE,
@@ -208,7 +212,7 @@ class PoseTransferPipeline:
             record = load_config(FlowModelRecord, run / FLOW_MODEL_FILE)
             flow_net, flow_pose_map = FlowRegressor(record.model), record.pose_map
             modules[FLOW_REGRESSOR] = flow_net
-        steps = int(json.loads((ckpt / "meta.json").read_text(encoding="utf-8"))["step"])
+        steps = read_meta(ckpt)["step"]
         refiner = build_refiner(cfg.pixel_warp) if cfg.refiner_trained_after(steps) else None
         if refiner is not None:
             modules[PIXEL_WARP] = refiner

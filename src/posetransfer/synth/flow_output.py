@@ -8,7 +8,9 @@ Output folder ``OUT`` (``posetransfer synth-flow ROOT --out OUT``)::
     OUT/flows/<target>_<source>.npz flow store (data.flow_files), or .corr with --format corr;
                                     another folder with flows_dir (e.g. the DIAF 3d/hmr/corr)
     OUT/manifest.jsonl              failures, one JSON object per line: kind (image | pair |
-                                    file), item, stage (plan | fit | render), reason, split
+                                    file), item, stage (plan | fit | render), reason, split,
+                                    and crc32, the checksum of the line's other fields (lines
+                                    of older runs have none and are read unchecked)
     OUT/summary.json                counts, fit-error percentiles, failures by reason, timings
 
 A shard ``i`` of ``n`` writes ``manifest-<i>-of-<n>.jsonl`` and ``summary-<i>-of-<n>.json``
@@ -22,14 +24,16 @@ from __future__ import annotations
 import json
 import math
 import os
+import zlib
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
 from posetransfer.body.fitting import FitConfig
+from posetransfer.data.formats import FormatError, parse_json, read_text
 from posetransfer.data.layout import DatasetFiles
 from posetransfer.render.correspondence import DEFAULT_DEPTH_TOLERANCE_M
 from posetransfer.runtime import dist_info_from_env
@@ -42,6 +46,7 @@ __all__ = [
     "SynthSummary",
     "default_flows_dir",
     "format_summary",
+    "manifest_line",
     "percentiles",
     "read_manifest",
     "resolve_shard",
@@ -192,16 +197,44 @@ class ManifestEntry:
         return self.reason.split(":", 1)[0]
 
 
+def _entry_json(entry: ManifestEntry) -> str:
+    return json.dumps(asdict(entry))
+
+
+def manifest_line(entry: ManifestEntry) -> str:
+    """One manifest line: the entry's fields and ``crc32``, the checksum of those fields."""
+    text = _entry_json(entry)
+    return f'{text[:-1]}, "crc32": "{zlib.crc32(text.encode()):08x}"}}\n'
+
+
+def _entry(data: object, path: Path, number: int) -> ManifestEntry:
+    if not isinstance(data, dict):
+        raise FormatError(path, "not a manifest entry (a JSON object)", line=number)
+    crc = data.pop("crc32", None)
+    keys = {f.name for f in fields(ManifestEntry)}
+    if not {"kind", "item", "stage", "reason"} <= set(data) <= keys:
+        raise FormatError(path, f"fields {sorted(data)} are not {sorted(keys)}", line=number)
+    for key, value in data.items():
+        if not (isinstance(value, str) or (key == "split" and value is None)):
+            raise FormatError(path, f"expected text, got {value!r:.60}", line=number, field=key)
+    entry = ManifestEntry(**data)
+    if crc is not None and crc != f"{zlib.crc32(_entry_json(entry).encode()):08x}":
+        raise FormatError(path, "checksum mismatch: the line is corrupt", line=number)
+    return entry
+
+
 def read_manifest(path: str | os.PathLike[str]) -> list[ManifestEntry]:
-    """Read a manifest written by :func:`synthesize_flows`."""
+    """Read a manifest written by :func:`synthesize_flows`.
+
+    Raises:
+        FormatError: A missing or unreadable file, or a line that is not an entry or whose
+            checksum does not match (naming the line).
+    """
     path = Path(path)
     entries = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
         if line.strip():
-            try:
-                entries.append(ManifestEntry(**json.loads(line)))
-            except (json.JSONDecodeError, TypeError) as exc:
-                raise ValueError(f"{path}, line {number}: not a manifest entry: {exc}") from None
+            entries.append(_entry(parse_json(line, path, line=number), path, number))
     return entries
 
 

@@ -57,6 +57,7 @@ from posetransfer.synth.flow_output import (
     SynthOutput,
     SynthSummary,
     format_summary,
+    manifest_line,
     percentiles,
     read_manifest,
     resolve_shard,
@@ -284,7 +285,7 @@ def synthesize_flows(
             "config": asdict(cfg),
         },
     )
-    lines = "".join(json.dumps(asdict(entry)) + "\n" for entry in run.manifest)
+    lines = "".join(manifest_line(entry) for entry in run.manifest)
     atomic_write_text(out.manifest_path, lines)
     atomic_write_text(out.summary_path, json.dumps(summary.to_dict(), indent=2) + "\n")
     images = run.fits.images

@@ -12,28 +12,34 @@ never leaves a half-written ``ckpt-*``. ``best/`` is swapped in with two renames
 them leaves no ``best/`` but the previous one as ``.old-best-*``). ``state.pt`` holds only
 tensors and plain containers (optimiser, grad-scaler and RNG states, counters) and is read with
 ``torch.load(weights_only=True)``: loading a checkpoint never runs pickled code.
+
+Checksums (SHA-256), so a damaged file is an error naming it, never a silently wrong model:
+each ``.safetensors`` file carries ``sha256`` in its metadata (over every tensor's name, dtype,
+shape and bytes and the other metadata); ``meta.json`` records ``state_sha256`` of ``state.pt``
+and ``checksum``, over its own other keys. Checkpoints written before these were added have none
+and load unchecked.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
 import os
-import random
 import re
 import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
-import numpy as np
 import safetensors.torch
 import torch
 from torch import nn
 
 from posetransfer.io import atomic_write_bytes, atomic_write_text
+from posetransfer.train.rng_state import capture_rng_state, restore_rng_state
 
 __all__ = [
     "BEST_DIR",
@@ -45,6 +51,7 @@ __all__ = [
     "load_state",
     "load_weights",
     "prune_checkpoints",
+    "read_meta",
     "restore_rng_state",
     "save_best",
     "save_checkpoint",
@@ -63,7 +70,7 @@ _MAX_LISTED = 10
 
 
 class CheckpointError(ValueError):
-    """A checkpoint is missing, incomplete or unreadable."""
+    """A checkpoint is missing, incomplete, unreadable or corrupt."""
 
 
 class CheckpointMismatchError(CheckpointError):
@@ -97,14 +104,37 @@ def _fill_and_rename(final: Path, fill: Any) -> None:
         raise
 
 
+def _tensors_digest(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> str:
+    """SHA-256 of the tensors (names, dtypes, shapes, bytes) and of the other metadata."""
+    digest = hashlib.sha256()
+    for key in sorted(metadata):
+        if key != "sha256":
+            digest.update(f"{key}={metadata[key]}\0".encode())
+    for key in sorted(tensors):
+        tensor = tensors[key].detach().cpu().contiguous()
+        digest.update(f"{key}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _meta_checksum(meta: Mapping[str, Any]) -> str:
+    body = {k: v for k, v in meta.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
 def _write_weights(folder: Path, modules: Mapping[str, nn.Module], meta: dict[str, Any]) -> None:
+    meta = {**meta, "modules": sorted(modules)}
+    meta["checksum"] = _meta_checksum(meta)
     for name, module in modules.items():
         tensors = {
             k: v.detach().to("cpu", copy=True).contiguous() for k, v in _state(module).items()
         }
-        data = safetensors.torch.save(tensors, metadata={"module": name, "step": str(meta["step"])})
+        # The weights also carry meta.json's checksum: a flip in meta.json's "checksum" key
+        # would otherwise pass it off as an older, unchecked file.
+        metadata = {"module": name, "step": str(meta["step"]), "meta_checksum": meta["checksum"]}
+        metadata["sha256"] = _tensors_digest(tensors, metadata)
+        data = safetensors.torch.save(tensors, metadata=metadata)
         atomic_write_bytes(folder / f"{name}{WEIGHTS_SUFFIX}", data)
-    meta = {**meta, "modules": sorted(modules)}
     atomic_write_text(folder / META_FILE, json.dumps(meta, indent=2) + "\n")
 
 
@@ -136,9 +166,12 @@ def save_checkpoint(
     buffer = io.BytesIO()
     torch.save(dict(state), buffer)
 
+    state_bytes = buffer.getvalue()
+    state_sha256 = hashlib.sha256(state_bytes).hexdigest()
+
     def fill(tmp: Path) -> None:
-        _write_weights(tmp, modules, {**(meta or {}), "step": step})
-        atomic_write_bytes(tmp / STATE_FILE, buffer.getvalue())
+        _write_weights(tmp, modules, {**(meta or {}), "step": step, "state_sha256": state_sha256})
+        atomic_write_bytes(tmp / STATE_FILE, state_bytes)
 
     _fill_and_rename(final, fill)
     atomic_write_text(root / LATEST_FILE, final.name + "\n")
@@ -213,15 +246,16 @@ def find_checkpoint(
         )
     if which != "latest":
         raise ValueError(f"which must be 'best' or 'latest', got {which!r}")
-    pointer = root / LATEST_FILE
-    if pointer.is_file():
-        target = root / pointer.read_text(encoding="utf-8").strip()
-        if (target / STATE_FILE).is_file():
-            return target
-        logger.warning("%s points at missing %s; using the newest checkpoint", pointer, target)
     found = list_checkpoints(root)
     if not found:
         raise CheckpointError(f"{path}: no checkpoint found (looked for {root}/ckpt-*/)")
+    pointer = root / LATEST_FILE
+    named = pointer.read_bytes().decode("utf-8", "replace").strip() if pointer.is_file() else None
+    if named is not None and named != found[-1][1].name:
+        # A crash between a checkpoint's rename and the pointer's update, or a damaged pointer:
+        # every complete ckpt-* folder is whole (renamed into place), so the newest one is right.
+        shown = named if len(named) <= 40 else named[:40] + "..."
+        logger.warning("%s names %r; using the newest checkpoint %s", pointer, shown, found[-1][1])
     return found[-1][1]
 
 
@@ -273,9 +307,13 @@ def load_module_weights(
     for name, module in modules.items():
         path = ckpt / f"{name}{WEIGHTS_SUFFIX}"
         try:
-            found = safetensors.torch.load_file(str(path), device="cpu")
+            with safetensors.safe_open(str(path), "pt", device="cpu") as weights:
+                metadata = weights.metadata() or {}
+                found = {key: weights.get_tensor(key) for key in weights.keys()}  # noqa: SIM118
         except Exception as e:
             raise CheckpointError(f"{path}: cannot read weights: {e}") from e
+        if "sha256" in metadata and metadata["sha256"] != _tensors_digest(found, metadata):
+            raise CheckpointError(f"{path}: checksum mismatch: the weights file is corrupt")
         problems = _describe_mismatch(_state(module), found)
         if problems:
             raise CheckpointMismatchError(
@@ -305,48 +343,54 @@ def load_weights(
     return ckpt
 
 
+def read_meta(ckpt: str | os.PathLike[str]) -> dict[str, Any]:
+    """``meta.json`` of checkpoint folder ``ckpt``, its checksum checked when it has one.
+
+    Raises:
+        CheckpointError: A missing, unreadable or corrupt file, or one without an integer step.
+    """
+    path = Path(ckpt) / META_FILE
+    try:
+        meta = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing (not a checkpoint folder)") from None
+    except (ValueError, RecursionError) as e:  # also UnicodeDecodeError
+        raise CheckpointError(f"{path}: not valid JSON: {e}") from None
+    if not isinstance(meta, dict) or type(meta.get("step")) is not int:
+        raise CheckpointError(f"{path}: expected a JSON object with an integer 'step'")
+    recorded = set()
+    for weights in Path(ckpt).glob(f"*{WEIGHTS_SUFFIX}"):
+        try:
+            with safetensors.safe_open(str(weights), "pt") as f:
+                recorded.add((f.metadata() or {}).get("meta_checksum"))
+        except Exception:  # reported by load_module_weights, which reads the file
+            continue
+    recorded.discard(None)
+    checksum = meta.get("checksum")
+    if checksum is not None and checksum != _meta_checksum(meta):
+        raise CheckpointError(f"{path}: checksum mismatch: the file is corrupt")
+    if recorded and checksum not in recorded:
+        raise CheckpointError(f"{path}: not the meta.json its weights record: the file is corrupt")
+    return meta
+
+
 def load_state(ckpt: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read ``state.pt`` of checkpoint folder ``ckpt`` with ``torch.load(weights_only=True)``."""
+    """Read ``state.pt`` of checkpoint folder ``ckpt`` with ``torch.load(weights_only=True)``.
+
+    Its SHA-256 is checked against ``meta.json``'s ``state_sha256`` when recorded.
+    """
     path = Path(ckpt) / STATE_FILE
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        data = path.read_bytes()
     except FileNotFoundError:
         raise CheckpointError(f"{path}: state file missing (not a resumable checkpoint)") from None
+    expected = read_meta(ckpt).get("state_sha256") if (Path(ckpt) / META_FILE).is_file() else None
+    if expected is not None and expected != hashlib.sha256(data).hexdigest():
+        raise CheckpointError(f"{path}: checksum mismatch: the training state is corrupt")
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:
         raise CheckpointError(f"{path}: cannot read training state: {e}") from e
-
-
-# ------------------------------------------------------------------------------------------------
-# RNG states as tensors and plain containers (weights_only-safe).
-
-
-def capture_rng_state() -> dict[str, Any]:
-    """The python, numpy, torch (and initialised CUDA) global RNG states."""
-    # The legacy (default) form: the global RandomState is always an MT19937.
-    state = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state())
-    name, keys, pos, has_gauss, cached = state
-    version, internal, gauss_next = random.getstate()
-    return {
-        "python": {"version": version, "state": list(internal), "gauss_next": gauss_next},
-        "numpy": {
-            "name": name,
-            "keys": torch.from_numpy(keys.astype(np.int64)),
-            "pos": int(pos),
-            "has_gauss": int(has_gauss),
-            "cached_gaussian": float(cached),
-        },
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
-    }
-
-
-def restore_rng_state(state: Mapping[str, Any]) -> None:
-    """Inverse of :func:`capture_rng_state`."""
-    py = state["python"]
-    random.setstate((py["version"], tuple(py["state"]), py["gauss_next"]))
-    npy = state["numpy"]
-    keys = npy["keys"].numpy().astype(np.uint32)
-    np.random.set_state((npy["name"], keys, npy["pos"], npy["has_gauss"], npy["cached_gaussian"]))
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: expected a dict of training state, got {type(state)}")
+    return state
