@@ -23,6 +23,7 @@ from posetransfer.data.diaf_formats import read_pair_split, read_pose_label
 from posetransfer.data.formats import FormatError, read_annotation_csv, read_pairs_csv
 from posetransfer.data.safe_pickle import safe_load
 from posetransfer.infer.inputs import read_pose
+from posetransfer.infer.video import iter_frames, video_info
 from posetransfer.synth.flow_inputs import read_keypoints
 from posetransfer.synth.flow_output import SynthFlowConfig, read_manifest
 from posetransfer.train.flow_stage import FlowStageConfig
@@ -121,6 +122,26 @@ def test_synth_flow_keypoints_skip_a_huge_integer(tmp_path: Path) -> None:
     poses, problems, unattributed = read_keypoints(path, "patn")
     assert list(poses) == ["b.jpg"] and not unattributed
     assert "a.jpg" in problems and "out of range" in problems["a.jpg"]
+
+
+def test_video_with_a_title_that_is_not_utf8_reads(tmp_path: Path) -> None:
+    """PyAV raised UnicodeDecodeError on opening it; the damaged tag is now replaced."""
+    av = pytest.importorskip("av")
+    path = tmp_path / "clip.mkv"
+    with av.open(str(path), "w") as container:
+        container.metadata["title"] = "ABCDEFGH"
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 24, "yuv420p"
+        for _ in range(3):
+            frame = av.VideoFrame.from_ndarray(np.zeros((24, 32, 3), np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    path.write_bytes(path.read_bytes().replace(b"ABCDEFGH", b"AB\xff\xfeEFGH"))
+    info = video_info(path)
+    assert (info.frame_count, info.width, info.height) == (3, 32, 24)
+    assert len(list(iter_frames(path))) == 3
 
 
 def test_pickled_dtype_state_cannot_change_an_array() -> None:

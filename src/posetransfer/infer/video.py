@@ -346,8 +346,9 @@ def _open_input(av: ModuleType, path: Path) -> Iterator[Any]:
     if not path.is_file():
         raise VideoInputError(f"{path}: {'not a file' if path.exists() else 'no such video file'}")
     try:
-        container = av.open(str(path), "r")
-    except av.error.FFmpegError as error:
+        # metadata_errors: a damaged title or tag is not UTF-8 (fuzzing found UnicodeDecodeError)
+        container = av.open(str(path), "r", metadata_errors="replace")
+    except (av.error.FFmpegError, UnicodeDecodeError) as error:
         raise VideoInputError(f"{path}: not a readable video ({_reason(error)})") from error
     try:
         if not container.streams:
