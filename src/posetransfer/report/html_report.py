@@ -117,7 +117,9 @@ def _legend(assets: _Assets) -> str:
     )
 
 
-def _grid_section(rows: Sequence[GridRow], assets: _Assets) -> str:
+def _grid_section(
+    rows: Sequence[GridRow], assets: _Assets, prefix: str = "grid", legend: bool = True
+) -> str:
     columns: list[str] = []
     for row in rows:
         columns += [c for c in row.images if c not in columns]
@@ -131,13 +133,14 @@ def _grid_section(rows: Sequence[GridRow], assets: _Assets) -> str:
             if image is None:
                 cells.append('<div class="cell empty">—</div>')
                 continue
-            name = f"grid-{r:03d}-{c:02d}-{slugify(column)}"
+            name = f"{prefix}-{r:03d}-{c:02d}-{slugify(column)}"
             where = f"grid row {r} ({row.label!r}) column {column!r}"
             tag = assets.image(name, image, f"{row.label}: {column}", where)
             cells.append(f'<div class="cell">{tag}</div>')
     body = "\n".join(cells)
     grid = f'<div class="grid" style="--cols:{len(columns)}">\n{body}\n</div>'
-    return f'{_legend(assets)}<div class="scroll">{grid}</div>'
+    head = _legend(assets) if legend else ""
+    return f'{head}<div class="scroll">{grid}</div>'
 
 
 def _metrics_section(data: ReportData) -> str:
@@ -264,7 +267,12 @@ def write_report(data: ReportData, out_dir: PathLike) -> Path:
         sections.append(("timings", "Stage timings", _timings_section(data.timings)))
     for k, extra in enumerate(data.extra_sections):
         anchor = f"section-{k}-{slugify(extra.title)}"
-        sections.append((anchor, extra.title, markdown_to_html(extra.text)))
+        inner = markdown_to_html(extra.text)
+        if extra.metrics:
+            inner += _metrics_section(ReportData(extra.title, metrics=extra.metrics))
+        if extra.grids:
+            inner += _grid_section(extra.grids, assets, prefix=anchor, legend=False)
+        sections.append((anchor, extra.title, inner))
     if data.config_text:
         sections.append(("config", "Config", f"<pre>{html.escape(data.config_text)}</pre>"))
     assets.remove_stale()

@@ -45,16 +45,21 @@ class GridRow:
 
 @dataclass(frozen=True)
 class Section:
-    """A free-text section appended to the report.
+    """A free-text section appended to the report, optionally with a metrics table and a grid.
 
     Attributes:
         title: Section heading.
         text: Body in the markdown subset of :mod:`posetransfer.report.html_report`
             (escaped, never raw HTML).
+        grids: Image rows shown under the text (as :attr:`ReportData.grids`, no flow legend).
+        metrics: Method -> metric -> value, a table under the text (as
+            :attr:`ReportData.metrics`).
     """
 
     title: str
     text: str
+    grids: Sequence[GridRow] = ()
+    metrics: Mapping[str, Mapping[str, float | None]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -93,23 +98,33 @@ class ReportData:
     def __post_init__(self) -> None:
         if not isinstance(self.title, str) or not self.title.strip():
             raise ValueError(f"ReportData.title must be a non-empty string, got {self.title!r}")
-        for r, row in enumerate(self.grids):
-            if not isinstance(row, GridRow) or not row.images:
-                raise ValueError(f"ReportData.grids[{r}] must be a GridRow with images: {row!r}")
-            for column, image in row.images.items():
-                _check_image(image, f"ReportData.grids[{r}] ({row.label!r}) column {column!r}")
-        for method, values in self.metrics.items():
-            for metric, value in values.items():
-                if value is not None and (isinstance(value, bool) or not _is_number(value)):
-                    raise ValueError(
-                        f"ReportData.metrics[{method!r}][{metric!r}] must be a number or None, "
-                        f"got {value!r}"
-                    )
+        _check_grids(self.grids, "ReportData.grids")
+        _check_metrics(self.metrics, "ReportData.metrics")
+        for k, extra in enumerate(self.extra_sections):
+            _check_grids(extra.grids, f"ReportData.extra_sections[{k}].grids")
+            _check_metrics(extra.metrics, f"ReportData.extra_sections[{k}].metrics")
         for stage, seconds in self.timings.items():
             if isinstance(seconds, bool) or not _is_number(seconds) or not seconds >= 0:
                 raise ValueError(
                     f"ReportData.timings[{stage!r}] must be a non-negative number of seconds, "
                     f"got {seconds!r}"
+                )
+
+
+def _check_grids(rows: Sequence[GridRow], where: str) -> None:
+    for r, row in enumerate(rows):
+        if not isinstance(row, GridRow) or not row.images:
+            raise ValueError(f"{where}[{r}] must be a GridRow with images: {row!r}")
+        for column, image in row.images.items():
+            _check_image(image, f"{where}[{r}] ({row.label!r}) column {column!r}")
+
+
+def _check_metrics(metrics: Mapping[str, Mapping[str, float | None]], where: str) -> None:
+    for method, values in metrics.items():
+        for metric, value in values.items():
+            if value is not None and (isinstance(value, bool) or not _is_number(value)):
+                raise ValueError(
+                    f"{where}[{method!r}][{metric!r}] must be a number or None, got {value!r}"
                 )
 
 
