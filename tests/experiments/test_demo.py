@@ -57,6 +57,7 @@ TINY = (
     "generator.train.ckpt_every=2",
     "grid_rows=3",
     "figure_rows=2",
+    "real.enabled=false",  # tests/experiments/test_demo_real.py runs the real-people section
 )
 COLUMNS = 7
 

@@ -10,8 +10,12 @@ Stages, each timed (a progress bar on a terminal), in ``OUT`` (default ``demo_ou
    (:mod:`~posetransfer.experiments.compare`; ``OUT/work/runs/<variant>``), rendered on the
    person-disjoint test split with the baselines ``copy_source``, ``warp_pred`` and ``warp_3d``
    (the synth-flow flow), and scored: ``OUT/metrics.json`` maps each method to its metrics.
-5. ``report``: ``OUT/report.html`` (sample grids, metrics, loss curves, stage timings) and
-   ``OUT/figure.png`` (a few grid rows).
+5. ``real people``: real video of one person made into a dataset, the ``full`` run, ``warp_3d``
+   and the run personalised on a source image, scored on a few test pairs (``OUT/real``,
+   :mod:`~posetransfer.experiments.demo_real`; when the videos or the pose/video extras are
+   missing, the report says why and the demo goes on; ``real.enabled=false`` skips it).
+6. ``report``: ``OUT/report.html`` (sample grids, metrics, loss curves, stage timings, real
+   people) and ``OUT/figure.png`` (a few grid rows).
 
 A rerun skips the stages whose outputs exist (datasets, finished runs, rendered test images);
 ``OUT/timings.json`` keeps the time each stage took when it ran. Outputs are not checked against
@@ -98,6 +102,7 @@ def run_demo(
 def _run_stages(
     cfg: DemoConfig, out: Path, stages: _Stages, model: BodyModel, progress: bool
 ) -> dict[str, dict[str, float | None]]:
+    from posetransfer.experiments.demo_real import run_real_section
     from posetransfer.experiments.demo_report import grid_rows, write_demo_report, write_figure
     from posetransfer.io import atomic_write_text
     from posetransfer.synth.dataset_writer import make_synthetic
@@ -148,9 +153,13 @@ def _run_stages(
     )  # fmt: skip
     metrics = result.metrics
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    real = run_real_section(cfg.real, out, result.runs["full"], model, threads=cfg.threads)
+    if real.seconds > 0:
+        stages.record("real people", real.seconds)
     start = time.perf_counter()
     rows = grid_rows(cfg, out, result)
     write_figure(rows[: cfg.figure_rows], out / "figure.png")
     stages.record("report", time.perf_counter() - start)
-    write_demo_report(cfg, out, result, rows, stages.seconds)
+    extra = [real.section()] if cfg.real.enabled else []
+    write_demo_report(cfg, out, result, rows, stages.seconds, extra)
     return metrics

@@ -1,7 +1,8 @@
 """The demo's configuration (:class:`DemoConfig`) and ``--quick`` (:data:`QUICK`).
 
 Defaults are ``configs/demo/default.yaml``'s: a small synthetic dataset, a small flow regressor
-and generator on short schedules, the full model and its ablations, the three baselines.
+and generator on short schedules, the full model and its ablations, the three baselines, and the
+real-people section (``real``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 
 from posetransfer.config import ConfigError, apply_overrides, from_dict
 from posetransfer.experiments.baselines import BASELINES
+from posetransfer.experiments.demo_real import RealDemoConfig
 from posetransfer.experiments.variants import VARIANT_NAMES, VARIANTS
 from posetransfer.synth.dataset_writer import SyntheticConfig
 from posetransfer.synth.flow_output import SynthFlowConfig
@@ -56,6 +58,7 @@ QUICK: tuple[str, ...] = (
     "generator.train.val_every=50",
     "generator.train.ckpt_every=50",
     "grid_rows=4",
+    "real.personalize_steps=50",
 )
 
 
@@ -77,6 +80,8 @@ class DemoConfig:
         max_test_pairs: Score evenly spaced test pairs only (None: all).
         grid_rows: Test pairs shown in the report.
         figure_rows: Test pairs in ``figure.png``.
+        real: The real-people section (real video, the trained model, ``warp_3d`` and
+            personalisation; :mod:`posetransfer.experiments.demo_real`).
     """
 
     synthetic: SyntheticConfig = field(
@@ -94,6 +99,7 @@ class DemoConfig:
     max_test_pairs: int | None = None
     grid_rows: int = 6
     figure_rows: int = 3
+    real: RealDemoConfig = field(default_factory=RealDemoConfig)
 
     def __post_init__(self) -> None:
         for name, known in (("variants", VARIANT_NAMES), ("baselines", tuple(BASELINES))):

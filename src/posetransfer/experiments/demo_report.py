@@ -5,6 +5,7 @@ Called by :func:`posetransfer.experiments.demo.run_demo` once the models are tra
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,7 @@ from posetransfer.experiments.variants import resolve_variant
 
 if TYPE_CHECKING:
     from posetransfer.io import PathLike
-    from posetransfer.report.html_report import GridRow
+    from posetransfer.report.html_report import GridRow, Section
 
 __all__ = ["grid_rows", "write_demo_report", "write_figure"]
 
@@ -105,9 +106,15 @@ def write_figure(rows: list[GridRow], path: Path) -> None:
 
 
 def write_demo_report(
-    cfg: DemoConfig, out: Path, result: Comparison, rows: list[GridRow], timings: dict[str, float]
+    cfg: DemoConfig,
+    out: Path,
+    result: Comparison,
+    rows: list[GridRow],
+    timings: dict[str, float],
+    extra: Sequence[Section] = (),
 ) -> Path:
-    """Write ``out/report.html``: grids, metrics, loss curves, timings and the config."""
+    """Write ``out/report.html``: grids, metrics, loss curves, timings, ``extra`` sections (the
+    real-people section) and the config."""
     from posetransfer.report.html_report import ReportData, Section, write_report
 
     notes = {k: resolve_variant(cfg.generator, k).description for k in cfg.variants} | BASELINES
@@ -126,7 +133,10 @@ def write_demo_report(
         metrics_note=_METRICS_NOTE,
         curves={k: v for k, v in curves.items() if v.is_file()},
         timings=timings,
-        extra_sections=[Section("From the demo to DeepFashion and Market-1501", _NEXT_STEPS)],
+        extra_sections=[
+            *extra,
+            Section("From the demo to DeepFashion and Market-1501", _NEXT_STEPS),
+        ],
         config_text=yaml.safe_dump(to_dict(cfg), sort_keys=False),
     )
     return write_report(data, out)
