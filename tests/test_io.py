@@ -62,3 +62,79 @@ def test_write_npz_is_loadable_and_byte_stable(tmp_path):
         assert sorted(data.files) == ["flow", "vis"]
         np.testing.assert_array_equal(data["flow"], arrays["flow"])
         assert data["vis"].dtype == np.uint8
+
+
+def _dead_pid() -> int:
+    """The id of a process that has exited."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_stale_temporaries_of_dead_writers_are_removed(tmp_path):
+    import subprocess
+    import sys
+
+    from posetransfer.io import remove_stale_temporaries, temporary_owner
+
+    host = temporary_owner().split("@")[1]
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    dead = _dead_pid()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        stale = [
+            tmp_path / f".a.png.{dead}@{host}.x1y2z3_4.tmp",
+            sub / f".b.npz.{dead}@{host}.ab.tmp",
+        ]
+        kept = [
+            tmp_path / f".c.png.{alive.pid}@{host}.x1y2z3_4.tmp",  # a live writer (another shard)
+            tmp_path / f".d.png.{dead}@otherhost.x1y2z3_4.tmp",  # another machine's writer
+            tmp_path / ".e.png.x1y2z3_4.tmp",  # older code's name: owner unknown
+            tmp_path / "f.png",
+        ]
+        for path in stale + kept:
+            path.write_bytes(b"x")
+        assert remove_stale_temporaries(tmp_path, recursive=False) == [stale[0]]
+        assert remove_stale_temporaries(tmp_path) == [stale[1]]
+        assert sorted(tmp_path.rglob("*.*")) == sorted(kept)
+    finally:
+        alive.kill()
+        alive.wait()
+
+
+def test_a_checkpoint_swap_killed_between_its_renames_is_undone(tmp_path):
+    from posetransfer.io import remove_stale_temporaries, temporary_owner
+
+    host = temporary_owner().split("@")[1]
+    dead = _dead_pid()
+    old = tmp_path / f".old-best-{dead}@{host}-abc_123"
+    (old / "best").mkdir(parents=True)
+    (old / "best" / "meta.json").write_text("{}")
+    half = tmp_path / f".tmp-ckpt-000004-{dead}@{host}-q1w2e3"
+    half.mkdir()
+    (half / "net.safetensors").write_bytes(b"half")
+    remove_stale_temporaries(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]
+    assert (tmp_path / "best" / "meta.json").read_text() == "{}"
+
+
+def test_a_full_disk_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    import errno
+
+    import posetransfer.io as io_module
+
+    path = tmp_path / "f.bin"
+    atomic_write_bytes(path, b"old")
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(io_module.os, "fsync", full)
+    with pytest.raises(OSError, match="No space left") as excinfo:
+        atomic_write_bytes(path, b"new")
+    assert excinfo.value.filename == str(path) and excinfo.value.errno == errno.ENOSPC
+    assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["f.bin"]

@@ -1,9 +1,20 @@
-"""Atomic file writes: a write either completes or leaves the old file (or nothing) in place."""
+"""Atomic file writes: a write either completes or leaves the old file (or nothing) in place.
+
+A write goes to a hidden temporary file next to its destination, named after the writing
+process (``.<name>.<pid>@<host>.<random>.tmp``), and is renamed over the destination once
+complete. A process killed mid-write (``kill -9``, power loss) leaves that temporary file;
+:func:`remove_stale_temporaries`, which the resumable commands call on their output folders when
+they start, deletes the ones whose process is gone, and never another live writer's (two shards
+may write to one folder). Temporary files of other hosts are left alone.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shutil
+import socket
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -20,7 +31,9 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "check_rgb",
+    "remove_stale_temporaries",
     "save_png",
+    "temporary_owner",
     "tensor_to_uint8",
     "uint8_to_tensor",
     "write_npz",
@@ -48,17 +61,88 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]:
         raise ValueError(f"atomic_open supports modes 'wb' and 'w', got {mode!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    prefix = f".{path.name}.{temporary_owner()}."
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, mode, encoding="utf-8" if mode == "w" else None) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        if exc.filename is None:  # a failed write (disk full, quota) names no file: name it
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def temporary_owner() -> str:
+    """``<pid>@<host>``: the part of a temporary name that says which process writes it."""
+    host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname().split(".")[0])[:40]
+    return f"{os.getpid()}@{host or 'localhost'}"
+
+
+#: Temporary files of :func:`atomic_open`: ``.<name>.<pid>@<host>.<random>.tmp``.
+_TEMPORARY_FILE = re.compile(r"^\..+\.(?P<pid>\d+)@(?P<host>[\w-]+)\.\w+\.tmp$")
+#: Folders of checkpoint swaps: ``.tmp-<name>-<pid>@<host>-<random>`` (and ``.old-``).
+_TEMPORARY_DIR = re.compile(r"^\.(?:tmp|old)-(?P<folder>.+)-(?P<pid>\d+)@(?P<host>[\w-]+)-\w+$")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(
+    folder: str | os.PathLike[str], *, recursive: bool = True
+) -> list[Path]:
+    """Delete temporary files and folders in ``folder`` left by processes that are gone.
+
+    A checkpoint swap killed between its two renames leaves the previous checkpoint in
+    ``.old-<name>-...``: it is moved back when ``<name>`` is missing.
+
+    Args:
+        folder: The folder (a missing one holds nothing).
+        recursive: Also look in its subfolders.
+
+    Returns:
+        What was removed.
+    """
+    removed = []
+    host = temporary_owner().split("@", 1)[1]
+    for root, dirs, files in os.walk(folder):
+        for name, pattern in [(n, _TEMPORARY_FILE) for n in files] + [
+            (n, _TEMPORARY_DIR) for n in dirs
+        ]:
+            match = pattern.match(name)
+            if not match or match["host"] != host or _alive(int(match["pid"])):
+                continue
+            path = Path(root) / name
+            if pattern is _TEMPORARY_DIR:
+                kept, final = path / match["folder"], Path(root) / match["folder"]
+                if name.startswith(".old-") and kept.is_dir() and not final.exists():
+                    os.rename(kept, final)  # the swap was killed between its two renames
+                shutil.rmtree(path, ignore_errors=True)
+                dirs.remove(name)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+            removed.append(path)
+        if not recursive:
+            break
+    return removed
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

@@ -153,7 +153,7 @@ def _load(root: Path) -> tuple[dict[str, torch.Tensor], dict, dict]:
     return net.state_dict(), load_state(ckpt), read_meta(ckpt)
 
 
-@pytest.mark.parametrize("name", ["net.safetensors", "state.pt", "meta.json"])
+@pytest.mark.parametrize("name", ["net.safetensors", "state.pt", "state.pt.sha256", "meta.json"])
 def test_flipped_byte_in_a_checkpoint_is_detected(tmp_path: Path, name: str) -> None:
     ckpt, _ = _tiny_checkpoint(tmp_path / "checkpoints")
     path = ckpt / name
@@ -165,7 +165,9 @@ def test_flipped_byte_in_a_checkpoint_is_detected(tmp_path: Path, name: str) -> 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["net.safetensors", "state.pt", "meta.json", "latest"])
+@pytest.mark.parametrize(
+    "name", ["net.safetensors", "state.pt", "state.pt.sha256", "meta.json", "latest"]
+)
 def test_flipped_byte_in_a_checkpoint_is_detected_everywhere(tmp_path: Path, name: str) -> None:
     root = tmp_path / "checkpoints"
     ckpt, _ = _tiny_checkpoint(root)
@@ -184,6 +186,7 @@ def test_damaged_latest_pointer_still_resumes_the_newest_checkpoint(tmp_path: Pa
 def _as_older_checkpoint(ckpt: Path, net: nn.Module) -> dict[str, torch.Tensor]:
     """Rewrite ``ckpt`` as code before the checksums wrote it; return the tensors."""
     (ckpt / "meta.json").write_text('{"step": 3, "modules": ["net"]}\n')
+    (ckpt / "state.pt.sha256").unlink()
     tensors = {k: v.contiguous() for k, v in net.state_dict().items()}
     (ckpt / "net.safetensors").write_bytes(safetensors.torch.save(tensors, {"module": "net"}))
     return tensors

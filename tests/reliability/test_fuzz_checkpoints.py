@@ -29,7 +29,7 @@ from posetransfer.train.checkpoint import (
 from .fuzzing import QUICK_EXAMPLES, SLOW_EXAMPLES, check_reader, fuzz_bytes, run_fuzz
 
 OLD_RUN = Path(__file__).resolve().parents[1] / "fixtures" / "old_run"
-CKPT_FILES = ("net.safetensors", "state.pt", "meta.json", "latest")
+CKPT_FILES = ("net.safetensors", "state.pt", "state.pt.sha256", "meta.json", "latest")
 RUN_FILES = (
     "config.yaml",
     "flow_model.yaml",
@@ -83,7 +83,7 @@ def fuzz_checkpoint(tmp_path: Path, examples: int) -> None:
         finally:
             path.write_bytes(originals[name])
 
-    run_fuzz(_one_file(ckpt, CKPT_FILES[:3]) | _latest(root), body, examples)
+    run_fuzz(_one_file(ckpt, CKPT_FILES[:4]) | _latest(root), body, examples)
 
 
 def _path(root: Path, ckpt: Path, name: str) -> Path:

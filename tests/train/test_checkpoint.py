@@ -43,7 +43,8 @@ def test_checkpoint_layout(tmp_path: Path) -> None:
     assert sorted(p.name for p in root.iterdir()) == ["ckpt-000005", "ckpt-000010", "latest"]
     assert (root / "latest").read_text().strip() == "ckpt-000010"
     ckpt = root / "ckpt-000010"
-    assert sorted(p.name for p in ckpt.iterdir()) == ["meta.json", "net.safetensors", "state.pt"]
+    names = sorted(p.name for p in ckpt.iterdir())
+    assert names == ["meta.json", "net.safetensors", "state.pt", "state.pt.sha256"]
     assert json.loads((ckpt / "meta.json").read_text())["step"] == 10
     weights = safetensors.torch.load_file(ckpt / "net.safetensors")
     net = result.stage.net.state_dict()

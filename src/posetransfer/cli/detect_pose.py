@@ -46,7 +46,7 @@ from posetransfer.infer.detect import (
 from posetransfer.infer.images import ImageInputError, load_image
 from posetransfer.infer.sources import IMAGE_SUFFIXES
 from posetransfer.infer.video import VIDEO_SUFFIXES, iter_frames, video_info
-from posetransfer.io import save_png
+from posetransfer.io import remove_stale_temporaries, save_png
 from posetransfer.pose.keypoints import Pose
 
 __all__ = ["DETECT_POSE", "IMAGE_SUFFIXES", "DetectPoseConfig"]
@@ -133,6 +133,9 @@ def _run(args: argparse.Namespace, cfg: DetectPoseConfig) -> int:
         raise ValueError("no INPUT given (image files, folders or videos)")
     if cfg.out is None:
         raise ValueError("the following arguments are required: --out")
+    remove_stale_temporaries(Path(cfg.out).parent, recursive=False)  # left by a killed run
+    if cfg.crops:
+        remove_stale_temporaries(cfg.crops)
     images, videos = _collect(cfg.inputs, crops=cfg.crops is not None)
     total = len(images) + sum(_frames_kept(v, cfg) for v in videos)
     bar = tqdm(total=total, unit="img", disable=total < 10 or not sys.stderr.isatty())

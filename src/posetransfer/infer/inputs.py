@@ -30,7 +30,13 @@ from posetransfer.data.formats import FormatError, parse_json, read_pairs_csv, r
 from posetransfer.data.layout import discover_dataset, load_split
 from posetransfer.data.transforms import apply_image, apply_pose, get_protocol, plan_transform
 from posetransfer.infer.pipeline import MIN_VALID_KEYPOINTS, PoseTransferPipeline, check_pose
-from posetransfer.io import PathLike, save_png, tensor_to_uint8, uint8_to_tensor
+from posetransfer.io import (
+    PathLike,
+    remove_stale_temporaries,
+    save_png,
+    tensor_to_uint8,
+    uint8_to_tensor,
+)
 from posetransfer.pose.keypoints import Pose, stack_poses
 
 __all__ = [
@@ -280,6 +286,7 @@ def infer_pairs(
         FormatError: Missing keypoints or images. ValueError: images the model cannot take.
     """
     out_dir = Path(out_dir)
+    remove_stale_temporaries(out_dir)  # what a killed run was writing
     pairs = read_pairs_csv(pairs_csv)
     todo = [p for p in pairs if not (out_dir / gfla_name(*p)).is_file()]
     skipped = len(pairs) - len(todo)

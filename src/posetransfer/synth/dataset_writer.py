@@ -40,7 +40,7 @@ from tqdm import tqdm
 from posetransfer.body.fit_result import FitResult
 from posetransfer.config import from_dict, save_config, to_dict
 from posetransfer.data import flow_files, formats
-from posetransfer.io import atomic_write_bytes, atomic_write_text
+from posetransfer.io import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
 from posetransfer.pose.keypoints import Pose
 from posetransfer.runtime import set_torch_threads
 from posetransfer.synth.people import PersonRender, PersonSpec, render_person, sample_person
@@ -285,6 +285,7 @@ def make_synthetic(
         True when the dataset was merged (all shards done), False when shards are missing.
     """
     out = Path(out)
+    remove_stale_temporaries(out)  # what a killed run was writing
     if workers > 1:
         if num_shards != 1:
             raise ValueError(f"workers > 1 needs num_shards == 1, got num_shards={num_shards}")

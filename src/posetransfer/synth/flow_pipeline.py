@@ -16,9 +16,10 @@ Stages (:func:`synthesize_flows`, plan from :func:`~posetransfer.synth.flow_plan
    work harmless).
 
 Resuming: every file is written atomically, so an existing file is complete; a rerun skips
-existing fits and flows and reports the failures again. A killed run may leave ``.<name>.*.tmp``
-files, which are never read (delete them when no run is active). Delete ``fits/`` when the
-keypoints change, and use a new flows folder for another ``size``.
+existing fits and flows and reports the failures again. A killed run leaves the temporary file it
+was writing (``.<name>.<pid>@<host>.*.tmp``, never read); a rerun deletes those whose process is
+gone (:func:`~posetransfer.io.remove_stale_temporaries`). Delete ``fits/`` when the keypoints
+change, and use a new flows folder for another ``size``.
 
 Resolution: fits keep the image size they were fitted at. With ``size = (H, W)`` every image's
 projected vertices are scaled by ``(W / w, H / h)`` before rasterizing. Resizing a photo is that
@@ -47,7 +48,7 @@ from posetransfer.body.anny_model import BodyModel
 from posetransfer.body.fit_result import FitResult
 from posetransfer.body.params import BodyParams
 from posetransfer.data.flow_files import write_corr, write_flow
-from posetransfer.io import atomic_write_text
+from posetransfer.io import atomic_write_text, remove_stale_temporaries
 from posetransfer.render.bodies import body_image_vertices
 from posetransfer.render.correspondence import render_pair
 from posetransfer.synth.flow_fits import ImageFits
@@ -247,6 +248,8 @@ def synthesize_flows(
             f"from the config's ({cfg.fit_batch}, {cfg.render_block}); build the plan with the "
             "config's values so every shard batches alike"
         )
+    for folder in {out.root, out.fits_dir, out.flows_dir}:
+        remove_stale_temporaries(folder)  # what a killed run was writing
     run = _Run(model, plan, out, cfg, None if size is None else (size[0], size[1]), refit)
     chunks = plan.shard_chunks(out.shard, out.num_shards)
     blocks = plan.shard_blocks(out.shard, out.num_shards)

@@ -2,22 +2,24 @@
 
 Layout under ``run_dir/checkpoints/``::
 
-    ckpt-000100/  <module>.safetensors ...  state.pt  meta.json     # every ckpt_every steps
+    ckpt-000100/  <module>.safetensors ...  state.pt(.sha256)  meta.json  # every ckpt_every
     ckpt-000200/  ...
     latest        "ckpt-000200"    (pointer file, replaced atomically)
     best/         <module>.safetensors ...  meta.json              # best validation metric
 
 A checkpoint folder is filled under a hidden temporary name and renamed into place, so a crash
 never leaves a half-written ``ckpt-*``. ``best/`` is swapped in with two renames (a crash between
-them leaves no ``best/`` but the previous one as ``.old-best-*``). ``state.pt`` holds only
+them leaves the previous one as ``.old-best-*``, which a rerun moves back). ``state.pt`` holds only
 tensors and plain containers (optimiser, grad-scaler and RNG states, counters) and is read with
 ``torch.load(weights_only=True)``: loading a checkpoint never runs pickled code.
 
 Checksums (SHA-256), so a damaged file is an error naming it, never a silently wrong model:
 each ``.safetensors`` file carries ``sha256`` in its metadata (over every tensor's name, dtype,
-shape and bytes and the other metadata); ``meta.json`` records ``state_sha256`` of ``state.pt``
-and ``checksum``, over its own other keys. Checkpoints written before these were added have none
-and load unchecked.
+shape and bytes and the other metadata) and ``meta_checksum``, the ``checksum`` that
+``meta.json`` holds over its own other keys; ``state.pt.sha256`` holds the hash of ``state.pt``
+(kept out of ``meta.json``: ``state.pt`` records timings, and every other file is the same
+byte for byte when a run is repeated). Checkpoints written before these were added have none and
+load unchecked.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from posetransfer.io import atomic_write_bytes, atomic_write_text
+from posetransfer.io import atomic_write_bytes, atomic_write_text, temporary_owner
+from posetransfer.train.checksums import meta_checksum, stable_safetensors, tensors_digest
 from posetransfer.train.rng_state import capture_rng_state, restore_rng_state
 
 __all__ = [
@@ -63,6 +66,7 @@ CKPT_PREFIX = "ckpt-"
 BEST_DIR = "best"
 LATEST_FILE = "latest"
 STATE_FILE = "state.pt"
+STATE_CHECKSUM_FILE = "state.pt.sha256"
 META_FILE = "meta.json"
 WEIGHTS_SUFFIX = ".safetensors"
 _CKPT_RE = re.compile(r"^ckpt-(\d+)$")
@@ -89,12 +93,13 @@ def checkpoint_name(step: int) -> str:
 def _fill_and_rename(final: Path, fill: Any) -> None:
     """Create a temp folder next to ``final``, let ``fill(tmp)`` write into it, move it in place."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
+    owner = temporary_owner()  # a crashed swap's folders are found by remove_stale_temporaries
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-{owner}-", dir=final.parent))
     try:
         fill(tmp)
         old = None
         if final.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".old-{final.name}-", dir=final.parent))
+            old = Path(tempfile.mkdtemp(prefix=f".old-{final.name}-{owner}-", dir=final.parent))
             os.rename(final, old / final.name)
         os.rename(tmp, final)
         if old is not None:
@@ -104,27 +109,9 @@ def _fill_and_rename(final: Path, fill: Any) -> None:
         raise
 
 
-def _tensors_digest(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> str:
-    """SHA-256 of the tensors (names, dtypes, shapes, bytes) and of the other metadata."""
-    digest = hashlib.sha256()
-    for key in sorted(metadata):
-        if key != "sha256":
-            digest.update(f"{key}={metadata[key]}\0".encode())
-    for key in sorted(tensors):
-        tensor = tensors[key].detach().cpu().contiguous()
-        digest.update(f"{key}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
-def _meta_checksum(meta: Mapping[str, Any]) -> str:
-    body = {k: v for k, v in meta.items() if k != "checksum"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-
-
 def _write_weights(folder: Path, modules: Mapping[str, nn.Module], meta: dict[str, Any]) -> None:
     meta = {**meta, "modules": sorted(modules)}
-    meta["checksum"] = _meta_checksum(meta)
+    meta["checksum"] = meta_checksum(meta)
     for name, module in modules.items():
         tensors = {
             k: v.detach().to("cpu", copy=True).contiguous() for k, v in _state(module).items()
@@ -132,8 +119,8 @@ def _write_weights(folder: Path, modules: Mapping[str, nn.Module], meta: dict[st
         # The weights also carry meta.json's checksum: a flip in meta.json's "checksum" key
         # would otherwise pass it off as an older, unchecked file.
         metadata = {"module": name, "step": str(meta["step"]), "meta_checksum": meta["checksum"]}
-        metadata["sha256"] = _tensors_digest(tensors, metadata)
-        data = safetensors.torch.save(tensors, metadata=metadata)
+        metadata["sha256"] = tensors_digest(tensors, metadata)
+        data = stable_safetensors(safetensors.torch.save(tensors, metadata=metadata))
         atomic_write_bytes(folder / f"{name}{WEIGHTS_SUFFIX}", data)
     atomic_write_text(folder / META_FILE, json.dumps(meta, indent=2) + "\n")
 
@@ -170,8 +157,9 @@ def save_checkpoint(
     state_sha256 = hashlib.sha256(state_bytes).hexdigest()
 
     def fill(tmp: Path) -> None:
-        _write_weights(tmp, modules, {**(meta or {}), "step": step, "state_sha256": state_sha256})
+        _write_weights(tmp, modules, {**(meta or {}), "step": step})
         atomic_write_bytes(tmp / STATE_FILE, state_bytes)
+        atomic_write_text(tmp / STATE_CHECKSUM_FILE, state_sha256 + "\n")
 
     _fill_and_rename(final, fill)
     atomic_write_text(root / LATEST_FILE, final.name + "\n")
@@ -312,7 +300,7 @@ def load_module_weights(
                 found = {key: weights.get_tensor(key) for key in weights.keys()}  # noqa: SIM118
         except Exception as e:
             raise CheckpointError(f"{path}: cannot read weights: {e}") from e
-        if "sha256" in metadata and metadata["sha256"] != _tensors_digest(found, metadata):
+        if "sha256" in metadata and metadata["sha256"] != tensors_digest(found, metadata):
             raise CheckpointError(f"{path}: checksum mismatch: the weights file is corrupt")
         problems = _describe_mismatch(_state(module), found)
         if problems:
@@ -367,7 +355,7 @@ def read_meta(ckpt: str | os.PathLike[str]) -> dict[str, Any]:
             continue
     recorded.discard(None)
     checksum = meta.get("checksum")
-    if checksum is not None and checksum != _meta_checksum(meta):
+    if checksum is not None and checksum != meta_checksum(meta):
         raise CheckpointError(f"{path}: checksum mismatch: the file is corrupt")
     if recorded and checksum not in recorded:
         raise CheckpointError(f"{path}: not the meta.json its weights record: the file is corrupt")
@@ -377,16 +365,19 @@ def read_meta(ckpt: str | os.PathLike[str]) -> dict[str, Any]:
 def load_state(ckpt: str | os.PathLike[str]) -> dict[str, Any]:
     """Read ``state.pt`` of checkpoint folder ``ckpt`` with ``torch.load(weights_only=True)``.
 
-    Its SHA-256 is checked against ``meta.json``'s ``state_sha256`` when recorded.
+    Its SHA-256 is checked against ``state.pt.sha256`` when the checkpoint has one.
     """
     path = Path(ckpt) / STATE_FILE
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         raise CheckpointError(f"{path}: state file missing (not a resumable checkpoint)") from None
-    expected = read_meta(ckpt).get("state_sha256") if (Path(ckpt) / META_FILE).is_file() else None
-    if expected is not None and expected != hashlib.sha256(data).hexdigest():
-        raise CheckpointError(f"{path}: checksum mismatch: the training state is corrupt")
+    recorded = Path(ckpt) / STATE_CHECKSUM_FILE
+    if (
+        recorded.is_file()
+        and recorded.read_bytes().strip() != hashlib.sha256(data).hexdigest().encode()
+    ):
+        raise CheckpointError(f"{path}: checksum mismatch (see {recorded.name}): it is corrupt")
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:

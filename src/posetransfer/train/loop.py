@@ -50,6 +50,7 @@ from tqdm import tqdm
 
 import posetransfer.train.checkpoint as ckpt_io
 from posetransfer.config import ConfigError
+from posetransfer.io import remove_stale_temporaries
 from posetransfer.train.distributed import (
     ShardedEpochSampler,
     broadcast_module_,
@@ -164,6 +165,8 @@ def run_training(
         # Start, or resume from the latest checkpoint. From here each rank has its own RNG stream.
         seed_everything((cfg.seed * dist.world_size + dist.rank) % 2**31)
         progress, resumed_from = Progress(), None
+        if dist.is_main:
+            remove_stale_temporaries(run_dir)  # what a killed run was writing
         if ckpt_io.list_checkpoints(run_dir / CHECKPOINTS_DIR):
             progress = resume(run_dir / CHECKPOINTS_DIR, stage, ctx, sampler)
             resumed_from = progress.step
