@@ -32,6 +32,7 @@ from posetransfer.train.checkpoint import (
     load_module_weights,
     load_state,
     read_meta,
+    repoint_latest,
     save_checkpoint,
 )
 
@@ -181,6 +182,8 @@ def test_damaged_latest_pointer_still_resumes_the_newest_checkpoint(tmp_path: Pa
     for text in (b"\xff\xfe", b"../../etc", b"ckpt-000001\n", b""):
         (root / "latest").write_bytes(text)
         assert find_checkpoint(root) == ckpt
+        repoint_latest(root)  # what a resumed run does first
+        assert (root / "latest").read_text() == f"{ckpt.name}\n"
 
 
 def _as_older_checkpoint(ckpt: Path, net: nn.Module) -> dict[str, torch.Tensor]:

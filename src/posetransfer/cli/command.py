@@ -10,14 +10,9 @@ from typing import Any
 __all__ = ["USER_ERRORS", "Command"]
 
 #: Exceptions reported as one-line user errors (exit code 2). ``FormatError`` and ``ConfigError``
-#: subclass ``ValueError``.
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    ValueError,
-    FileNotFoundError,
-    NotADirectoryError,
-    IsADirectoryError,
-    PermissionError,
-)
+#: subclass ``ValueError``; ``OSError`` covers missing files and folders, permissions, and a full
+#: disk, a read-only folder or an exhausted quota (their messages name the file).
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError)
 
 
 @dataclass(frozen=True)

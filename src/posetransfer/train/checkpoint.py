@@ -55,6 +55,7 @@ __all__ = [
     "load_weights",
     "prune_checkpoints",
     "read_meta",
+    "repoint_latest",
     "restore_rng_state",
     "save_best",
     "save_checkpoint",
@@ -176,6 +177,17 @@ def save_best(
     final = Path(root) / BEST_DIR
     _fill_and_rename(final, lambda tmp: _write_weights(tmp, modules, {**meta, "step": step}))
     return final
+
+
+def repoint_latest(root: str | os.PathLike[str]) -> None:
+    """Point ``latest`` at the newest complete checkpoint if it names another one (a run that
+    stopped between a checkpoint's rename and the pointer's update: killed, or a full disk)."""
+    found = list_checkpoints(root)
+    pointer = Path(root) / LATEST_FILE
+    if found and (
+        not pointer.is_file() or pointer.read_bytes() != f"{found[-1][1].name}\n".encode()
+    ):
+        atomic_write_text(pointer, found[-1][1].name + "\n")
 
 
 def list_checkpoints(root: str | os.PathLike[str]) -> list[tuple[int, Path]]:

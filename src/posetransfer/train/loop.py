@@ -167,6 +167,7 @@ def run_training(
         progress, resumed_from = Progress(), None
         if dist.is_main:
             remove_stale_temporaries(run_dir)  # what a killed run was writing
+            ckpt_io.repoint_latest(run_dir / CHECKPOINTS_DIR)
         if ckpt_io.list_checkpoints(run_dir / CHECKPOINTS_DIR):
             progress = resume(run_dir / CHECKPOINTS_DIR, stage, ctx, sampler)
             resumed_from = progress.step
