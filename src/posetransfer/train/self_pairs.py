@@ -17,9 +17,9 @@ exact: ``F(v) = A^-1(B(v)) - v`` where the target mask is > 0.5 (VISIBLE; INVISI
 point falls outside the source), 0 and BACKGROUND elsewhere. Keypoints move by ``A^-1`` and
 ``B^-1`` (left and right swapped when mirrored).
 
-*Body self-pairs* (:mod:`.body_pairs`): the real crop as the target, a copy 3D-warped into a
-perturbed pose of the fitted body as the source, with the fitted body's flow; a share
-``body_fraction`` of the samples.
+*Body self-pairs* (:mod:`.body_pairs`): the real person (over the plate, as above) as the
+target, a copy 3D-warped into a perturbed pose of the fitted body as the source, with the fitted
+body's flow; a share ``body_fraction`` of the samples.
 
 Every sample also carries the generator's background (the source's plate) and the target's
 person mask (for a loss weighted towards the person). Draws depend only on ``(seed, epoch,
@@ -264,9 +264,11 @@ class SelfPairDataset(Dataset[SelfPairSample]):
         if body is not None and rng.random() < self.cfg.body_fraction:
             k = int(rng.integers(len(body)))
             source, pose_src, flow, vis = body.sample(k)
-            target = uint8_to_tensor(self.person.image)
             background = uint8_to_tensor(self.person.plate)
             mask = torch.from_numpy(np.ascontiguousarray(self.person.mask, np.float32))[None]
+            # The person over the plate, as in the affine pairs: the background input is then
+            # the target's own (no real texture to invent around the person's silhouette).
+            target = mask * uint8_to_tensor(self.person.image) + (1 - mask) * background
             pose_tgt, name = self.person.pose, f"body{k}"
         else:
             source, target, pose_src, pose_tgt, flow, vis, background, mask = affine_pair(
