@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import pickle
 import resource
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -142,6 +143,24 @@ def test_video_with_a_title_that_is_not_utf8_reads(tmp_path: Path) -> None:
     info = video_info(path)
     assert (info.frame_count, info.width, info.height) == (3, 32, 24)
     assert len(list(iter_frames(path))) == 3
+
+
+def test_run_folder_whose_config_asks_for_a_huge_network(tmp_path: Path) -> None:
+    """One digit inserted in config.yaml (8 -> 88888 channels) made from_run allocate gigabytes
+    before the weights reported the mismatch; the shapes are now checked on the meta device."""
+    from posetransfer.infer.pipeline import PoseTransferPipeline
+    from posetransfer.train.checkpoint import CheckpointMismatchError
+
+    run = tmp_path / "gen_run"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "fixtures" / "old_run" / "gen_run", run)
+    config = run / "config.yaml"
+    text = config.read_text()
+    assert text.count("  channels:\n  - 4\n  - 8\n  - 8\n") == 1
+    config.write_text(text.replace("  - 8\n  - 8\n", "  - 8\n  - 88888\n", 1))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CheckpointMismatchError, match=r"generator\.safetensors"):
+        PoseTransferPipeline.from_run(run)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 256 * 1024  # KiB
 
 
 def test_pickled_dtype_state_cannot_change_an_array() -> None:

@@ -33,12 +33,8 @@ from posetransfer.models.generator_inputs import condition_from_prediction
 from posetransfer.models.pixel_warp import PixelWarpRefiner, build_refiner, transfer
 from posetransfer.pose.keypoints import Pose, stack_poses
 from posetransfer.pose.maps import PoseMapConfig, pose_maps
-from posetransfer.train.checkpoint import (
-    CheckpointError,
-    find_checkpoint,
-    load_weights,
-    read_meta,
-)
+from posetransfer.train.checkpoint import CheckpointError, find_checkpoint, load_weights, read_meta
+from posetransfer.train.checkpoint_shapes import check_shapes
 from posetransfer.train.components import FLOW_REGRESSOR, GENERATOR, PIXEL_WARP
 from posetransfer.train.generator_config import (
     FLOW_MODEL_FILE,
@@ -205,14 +201,18 @@ class PoseTransferPipeline:
         if not config_path.is_file():
             raise FileNotFoundError(f"{config_path}: missing (not a `posetransfer train` run?)")
         cfg = load_config(GeneratorStageConfig, config_path)
+        check_shapes(ckpt, {GENERATOR: lambda: PoseTransferGenerator(cfg.generator)})  # sizes first
         generator = PoseTransferGenerator(cfg.generator)
         modules: dict[str, torch.nn.Module] = {GENERATOR: generator}
         flow_net, flow_pose_map = None, None
         if cfg.needs_flow:
             record = load_config(FlowModelRecord, run / FLOW_MODEL_FILE)
+            check_shapes(ckpt, {FLOW_REGRESSOR: lambda: FlowRegressor(record.model)})
             flow_net, flow_pose_map = FlowRegressor(record.model), record.pose_map
             modules[FLOW_REGRESSOR] = flow_net
         steps = read_meta(ckpt)["step"]
+        if cfg.refiner_trained_after(steps):
+            check_shapes(ckpt, {PIXEL_WARP: lambda: build_refiner(cfg.pixel_warp)})
         refiner = build_refiner(cfg.pixel_warp) if cfg.refiner_trained_after(steps) else None
         if refiner is not None:
             modules[PIXEL_WARP] = refiner
