@@ -25,13 +25,14 @@ _MAX_LISTED = 5
 
 
 def check_shapes(
-    ckpt: str | os.PathLike[str], builders: Mapping[str, Callable[[], nn.Module]]
+    ckpt: str | os.PathLike[str], builders: Mapping[str, Callable[[], nn.Module | None]]
 ) -> None:
     """Build each module on the meta device and compare its shapes with ``ckpt``'s weights.
 
     Args:
         ckpt: A checkpoint folder.
-        builders: Module name -> a function building that module (called on the meta device).
+        builders: Module name -> a function building that module (called on the meta device;
+            it may return None for no module).
             A module that cannot be built there, or whose weights file is missing, is left to
             the real build and :func:`~posetransfer.train.checkpoint.load_module_weights`.
 
@@ -47,6 +48,8 @@ def check_shapes(
             with torch.device("meta"):
                 module = build()
         except Exception:  # not buildable without memory: the real build reports its errors
+            continue
+        if module is None:
             continue
         try:
             with safetensors.safe_open(str(path), "pt") as weights:
