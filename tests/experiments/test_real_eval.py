@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,3 +116,33 @@ def test_warp_3d_composites_over_the_plate() -> None:
     np.testing.assert_array_equal(out.composited[0][8:24, 8:16], image[8:24, 8:16])
     same = copy_source(person, 3)
     assert len(same.raw) == len(same.composited) == 3 and same.raw[0] is image
+
+
+def test_render_run_composites_and_matches_the_pipeline() -> None:
+    from posetransfer.experiments.real_render import regressor_flows, render_run
+    from posetransfer.infer.background import dilate_mask
+    from posetransfer.infer.pipeline import PoseTransferPipeline
+    from posetransfer.io import tensor_to_uint8, uint8_to_tensor
+
+    run = Path(__file__).resolve().parents[1] / "fixtures" / "old_run" / "gen_run"
+    pipeline = PoseTransferPipeline.from_run(run)  # 32x32, with a pixel-warp refiner
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    plate = np.full_like(image, 90)
+    person = PersonCrop(image, _pose(0.0), np.zeros((32, 32), np.float32), plate)
+    targets = [_pose(2.0), _pose(4.0)]
+    vis = torch.full((2, 32, 32), int(Visibility.BACKGROUND), dtype=torch.long)
+    vis[:, 8:24, 10:22] = int(Visibility.VISIBLE)
+    flows = (torch.zeros(2, 2, 32, 32), vis)
+    out = render_run(pipeline, person, targets, flows)
+    predicted = regressor_flows(pipeline, person, targets)
+    assert predicted[0].shape == (2, 2, 32, 32) and predicted[1].shape == (2, 32, 32)
+    x = uint8_to_tensor(image)[None].expand(2, -1, -1, -1)
+    expected = pipeline(x, [person.pose] * 2, targets, flows).image
+    for k in range(2):
+        np.testing.assert_array_equal(out.raw[k], tensor_to_uint8(expected[k]))
+        person_px = (flows[1][k] != int(Visibility.BACKGROUND)).numpy()
+        outside = ~dilate_mask(person_px, 5)  # beyond the feathered edge (sigma 1.5)
+        assert outside.any()
+        np.testing.assert_array_equal(out.composited[k][outside], plate[outside])
+    assert len(out.warp_share) == 2 and all(0.0 <= s <= 1.0 for s in out.warp_share)

@@ -64,12 +64,11 @@ def grid_figure(
 ) -> np.ndarray:
     """Rows of (source, real target, each method's composited output), labelled, stacked."""
     panels = []
-    for r, i in enumerate(rows):
+    for i in rows:
         pair = test.pairs[i]
         src, tgt = test.images[pair.source], test.images[pair.target]
         images = [src.image, tgt.image, *(rendered[m].composited[i] for m in columns)]
-        head = ["source", f"target ({pair.kind})", *columns] if r == 0 else None
-        panels.append(make_panel(images, head))
+        panels.append(make_panel(images, ["source", f"target: {pair.kind}", *columns]))
     return np.concatenate(panels)
 
 

@@ -19,7 +19,7 @@ Every method gives two images per pair:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -41,15 +41,22 @@ Flows = tuple[torch.Tensor, torch.Tensor]
 
 @dataclass
 class Rendered:
-    """One method's images for a list of pairs (``(H, W, 3)`` uint8 each)."""
+    """One method's images for a list of pairs (``(H, W, 3)`` uint8 each).
+
+    ``warp_share`` (trained runs with a pixel-warp refiner): per pair, the mean of the
+    refiner's mask ``m`` over the target silhouette, i.e. how much of the person is the warped
+    source rather than the generator's image (1 would be ``warp_3d``'s person).
+    """
 
     composited: list[np.ndarray]
     raw: list[np.ndarray]
+    warp_share: list[float] = field(default_factory=list)
 
     def extend(self, other: Rendered) -> None:
         """Append another batch's images."""
         self.composited += other.composited
         self.raw += other.raw
+        self.warp_share += other.warp_share
 
 
 def _silhouette(vis: torch.Tensor) -> np.ndarray:
@@ -106,6 +113,12 @@ def render_run(
             flow, vis = (f[start : start + batch] for f in flows)
             results = reposer.render(source, chunk, (flow, vis))
             x = uint8_to_tensor(person.image)[None].expand(len(chunk), -1, -1, -1)
-            raw = pipeline(x, [person.pose] * len(chunk), chunk, (flow, vis)).image.cpu()
-            out.extend(Rendered([r.frame for r in results], [tensor_to_uint8(im) for im in raw]))
+            net = pipeline(x, [person.pose] * len(chunk), chunk, (flow, vis))
+            raw = [tensor_to_uint8(im) for im in net.image.cpu()]
+            share = []
+            if net.mask is not None:
+                person_px = (vis != int(Visibility.BACKGROUND)).float()
+                m = net.mask[:, 0].cpu() * person_px
+                share = (m.flatten(1).sum(1) / person_px.flatten(1).sum(1).clamp_min(1)).tolist()
+            out.extend(Rendered([r.frame for r in results], raw, share))
     return out
