@@ -85,6 +85,9 @@ class Tally:
 #: Outcomes by reader name, over the whole session.
 TALLIES: dict[str, Tally] = {}
 
+#: Byte-flip outcomes by file name (tests/reliability/test_corruption.py): detected, unchanged.
+FLIPS: dict[str, dict[str, int]] = {}
+
 #: When a list, crashes are appended to it instead of raised (to survey a reader's crashes).
 COLLECTED: list[str] | None = None
 

@@ -36,6 +36,7 @@ from posetransfer.train.checkpoint import (
     save_checkpoint,
 )
 
+from .fuzzing import FLIPS
 from .test_fuzz_flows import manifest_seed, small_flow
 
 #: XOR masks applied at each position (all of them in the slow tests, two by default).
@@ -91,6 +92,9 @@ def flip_every_byte(
                 counts["unchanged"] += 1
     finally:
         path.write_bytes(original)
+    total = FLIPS.setdefault(path.name, {"detected": 0, "unchanged": 0, "bytes": len(original)})
+    total["detected"] += counts["detected"]
+    total["unchanged"] += counts["unchanged"]
     return counts
 
 

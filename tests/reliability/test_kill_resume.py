@@ -87,9 +87,10 @@ def kill_then_resume(
     when: Callable[[], bool],
     seed: int,
 ) -> bool:
-    """Kill ``args`` once ``when()`` holds (plus up to 0.3 s), then rerun it to the end."""
-    delay = random.Random(seed).uniform(0.0, 0.3)
+    """Kill ``args`` once ``when()`` holds (plus up to 0.1 s), then rerun it to the end."""
+    delay = random.Random(seed).uniform(0.0, 0.1)
     killed = run_and_kill(args, when, delay=delay)
+    assert killed, "the command finished before the kill point: choose an earlier one"
     run(args)
     assert leftovers(out) == []
     return killed
@@ -111,9 +112,8 @@ def test_train_flow_killed_then_resumed(old_run: Path, kill_after: int) -> None:
     ref, out = old_run / "ref", old_run / "killed"
     run(_train_flow_args(old_run, ref, 6))
     args = _train_flow_args(old_run, out, 6)
-    killed = kill_then_resume(args, out, lambda: count(out, "checkpoints/ckpt-*")() >= kill_after,
-                              seed=kill_after)  # fmt: skip
-    assert killed
+    kill_then_resume(args, out, lambda: count(out, "checkpoints/ckpt-*")() >= kill_after,
+                     seed=kill_after)  # fmt: skip
     assert_same_run(ref, out)
 
 
@@ -167,7 +167,7 @@ def test_infer_pairs_killed_then_resumed(old_run: Path, kill_after: int) -> None
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kill_after", [0, 1, 4, 5])
+@pytest.mark.parametrize("kill_after", [0, 1, 3, 4])
 def test_infer_pairs_killed_anywhere(old_run: Path, kill_after: int) -> None:
     test_infer_pairs_killed_then_resumed(old_run, kill_after)
 
@@ -275,21 +275,24 @@ def test_detect_pose_killed_anywhere(tmp_path: Path, kill_after: int) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kill_after", [1, 5])
+@pytest.mark.parametrize("kill_after", [1, 3])
 def test_make_dataset_killed_anywhere(tmp_path: Path, kill_after: int) -> None:
     pytest.importorskip("mediapipe")
-    photos = tmp_path / "person"
-    photos.mkdir()
-    for path in sorted(REAL.glob("single_*.jpg")):
-        shutil.copy(path, photos / path.name)
+    folders = [tmp_path / "alice", tmp_path / "bob"]  # two identities, two photos each
+    for k, path in enumerate(sorted(REAL.glob("single_*.jpg"))):
+        folders[k % 2].mkdir(exist_ok=True)
+        shutil.copy(path, folders[k % 2] / path.name)
 
     def args(out: Path) -> list[str | Path]:
-        return ["make-dataset", photos, "--out", out, "--size", "64x48", "--split", "person",
-                "--min-pose-change", "0", "-q"]  # fmt: skip
+        return ["make-dataset", *folders, "--out", out, "--size", "64x48", "--split", "person",
+                "--test-fraction", "0.5", "--min-pose-change", "0", "-q"]  # fmt: skip
 
     ref, out = tmp_path / "ref", tmp_path / "killed"
     run(args(ref))
     kill_then_resume(args(out), out, lambda: count(out, "**/*.png")() >= kill_after,
                      seed=kill_after)  # fmt: skip
-    assert differences(snapshot(ref, lambda rel: rel.endswith("summary.json")),
-                       snapshot(out, lambda rel: rel.endswith("summary.json"))) == []  # fmt: skip
+    skip = ("summary.json", "config.yaml")  # config.yaml names the output folder
+    assert differences(snapshot(ref, lambda rel: rel.endswith(skip)),
+                       snapshot(out, lambda rel: rel.endswith(skip))) == []  # fmt: skip
+    config = (out / "config.yaml").read_text().replace(str(out), "OUT")
+    assert config == (ref / "config.yaml").read_text().replace(str(ref), "OUT")
