@@ -72,8 +72,8 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]:
     except OSError as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        if exc.filename is None:  # a failed write (disk full, quota) names no file: name it
-            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        if exc.filename is None and exc.errno is not None:  # a failed write (disk full, quota)
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc  # names no file: name it
         raise
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
