@@ -68,7 +68,8 @@ def grid_figure(
         pair = test.pairs[i]
         src, tgt = test.images[pair.source], test.images[pair.target]
         images = [src.image, tgt.image, *(rendered[m].composited[i] for m in columns)]
-        panels.append(make_panel(images, ["source", f"target: {pair.kind}", *columns]))
+        where = "real, same cam" if pair.kind == "pose" else "real, other cam"
+        panels.append(make_panel(images, ["source", where, *columns]))
     return np.concatenate(panels)
 
 
