@@ -146,3 +146,17 @@ def test_render_run_composites_and_matches_the_pipeline() -> None:
         assert outside.any()
         np.testing.assert_array_equal(out.composited[k][outside], plate[outside])
     assert len(out.warp_share) == 2 and all(0.0 <= s <= 1.0 for s in out.warp_share)
+
+
+def test_lpips_is_scored_when_a_model_is_given() -> None:
+    from posetransfer.eval.lpips import LPIPS
+
+    torch.manual_seed(0)
+    lpips = LPIPS(random_backbone=True)  # plumbing only: random weights
+    rng = np.random.default_rng(4)
+    truth = rng.integers(0, 256, (2, 64, 48, 3), dtype=np.uint8)
+    out = truth.copy()
+    out[1] = 255 - out[1]
+    scores = pair_scores(list(out), list(truth), [np.ones((64, 48))] * 2, lpips)
+    assert scores["lpips"][0] == pytest.approx(0.0, abs=1e-6) and scores["lpips"][1] > 0
+    assert "lpips" not in pair_scores(list(out), list(truth), [np.ones((64, 48))] * 2)
