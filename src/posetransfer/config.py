@@ -133,7 +133,10 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         except ValueError:
             raise ConfigError(f"{where}: expected float, got {value!r}") from None
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer beyond float64
+            raise ConfigError(f"{where}: {str(value)[:20]}... is out of range") from None
     if tp is Path and isinstance(value, str):
         return Path(value)
     wrong_type = isinstance(tp, type) and not isinstance(value, tp)

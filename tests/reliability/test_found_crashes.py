@@ -163,6 +163,36 @@ def test_run_folder_whose_config_asks_for_a_huge_network(tmp_path: Path) -> None
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 256 * 1024  # KiB
 
 
+def test_png_whose_chunk_claims_two_gigabytes(tmp_path: Path) -> None:
+    """Pillow read the rest of the IDAT chunk as long as its header claimed; with the address
+    space limited (as in the fuzzers) that was a bare MemoryError, now a clear error."""
+    from PIL import Image
+
+    from posetransfer.infer.images import ImageInputError, load_image
+
+    from .fuzzing import limits
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((11, 17, 3), np.uint8)).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    start = data.index(b"IDAT") - 4
+    data[start : start + 4] = (0x7FFFFFF0).to_bytes(4, "big")
+    path = tmp_path / "chunk.png"
+    path.write_bytes(bytes(data))
+    assert load_image(path).shape == (11, 17, 3)  # enough memory: the image is whole
+    with limits(20, 1 << 30), pytest.raises(ImageInputError, match="more data than memory"):
+        load_image(path)
+
+
+def test_config_float_given_an_integer_beyond_float64(tmp_path: Path) -> None:
+    """Was OverflowError (found by the slow fuzzing of run folders)."""
+    path = tmp_path / "config.yaml"
+    path.write_text("data:\n  val_fraction: 0" + "1" * 400 + "\n")
+    with pytest.raises(ConfigError, match="out of range") as excinfo:
+        load_config(FlowStageConfig, path)
+    assert str(path) in str(excinfo.value)
+
+
 def test_pickled_dtype_state_cannot_change_an_array() -> None:
     """The same attack on a plain dtype loads, as a fresh array of the dtype's own size."""
     array = safe_load(io.BytesIO(_dtype_exploit(b"i8")))

@@ -120,6 +120,9 @@ def load_image_with_alpha(
             im.load()
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise ImageInputError(f"{path}: image is truncated or corrupt ({exc})") from None
+        except MemoryError:  # Pillow reads the rest of a chunk as long as its header claims
+            reason = "a chunk declares more data than memory"
+            raise ImageInputError(f"{path}: image is corrupt ({reason})") from None
         im = _shrink(im, target)
         if target is not None:
             logger.info(
