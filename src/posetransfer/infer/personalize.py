@@ -13,7 +13,7 @@ Example::
     from posetransfer.infer.personalize import personalize_photo
     from posetransfer.train.personalize_config import PersonalizeConfig
 
-    cfg = PersonalizeConfig(checkpoint="demo_out/runs/full", source="me.jpg")
+    cfg = PersonalizeConfig(checkpoint="demo_out/work/runs/full", source="me.jpg")
     personalize_photo(cfg, "runs/me")          # then: infer --checkpoint runs/me --flow 3d ...
 """
 

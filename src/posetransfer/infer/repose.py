@@ -16,7 +16,7 @@ with everything between a photo and the networks:
 Example::
 
     from posetransfer.infer.repose import RePoser
-    with RePoser.from_run("demo_out/runs/full") as reposer:
+    with RePoser.from_run("demo_out/work/runs/full") as reposer:
         result = reposer(load_image("me.jpg"), load_image("pose.jpg"))
     save_png("out.png", result.image)
 """
