@@ -133,27 +133,69 @@ def test_killed_run_resumes_and_leaves_valid_files(
 ) -> None:
     _run(body_model, toy, tmp_path / "reference", batch=2)
     calls = {"n": 0}
-    render_pair = synth_flow.render_pair
+    correspondence = synth_flow.correspondence  # one call per rendered pair
 
-    def dying_render_pair(*args, **kwargs):
+    def dying_correspondence(*args, **kwargs):
         if calls["n"] == 3:
             raise KeyboardInterrupt  # as if the process were stopped mid-run
         calls["n"] += 1
-        return render_pair(*args, **kwargs)
+        return correspondence(*args, **kwargs)
 
-    monkeypatch.setattr(synth_flow, "render_pair", dying_render_pair)
+    monkeypatch.setattr(synth_flow, "correspondence", dying_correspondence)
     with pytest.raises(KeyboardInterrupt):
         _run(body_model, toy, tmp_path / "out", batch=2)
     flows = tmp_path / "out" / "flows"
     assert len(list(flows.glob("*.npz"))) == 3
     assert not [p for p in flows.iterdir() if p.suffix != ".npz"]  # no temporary left behind
-    monkeypatch.setattr(synth_flow, "render_pair", render_pair)
+    monkeypatch.setattr(synth_flow, "correspondence", correspondence)
     resumed, _, _ = _run(body_model, toy, tmp_path / "out", batch=2)
     assert resumed.pairs == {"total": 6, "rendered": 3, "skipped": 3, "failed": 0}
     assert resumed.images["skipped"] == 6
     for path in flows.glob("*.npz"):
         read_flow(path)
     assert _file_bytes(flows) == _file_bytes(tmp_path / "reference" / "flows")
+
+
+def test_renders_reused_per_block_write_the_bytes_of_render_pair_per_pair(
+    body_model: BodyModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    toy = make_toy_dataset(tmp_path / "toy", num_people=2, poses_per_person=3)  # 12 pairs
+    _, plan, _ = _run(body_model, toy, tmp_path / "fitted")
+    rasterize, rasterized = synth_flow.rasterize, []
+
+    def counting_rasterize(verts, faces, size, **kwargs):
+        rasterized.append(verts)
+        return rasterize(verts, faces, size, **kwargs)
+
+    block_vertices = synth_flow._Run._block_vertices
+    poisoned = plan.image(plan.pairs[5].source).key
+
+    def vertices_with_a_nan(self, keys, fits):
+        verts = block_vertices(self, keys, fits)
+        if poisoned in verts:
+            verts[poisoned] = verts[poisoned].clone()
+            verts[poisoned][7, 0] = float("nan")
+        return verts
+
+    monkeypatch.setattr(synth_flow, "rasterize", counting_rasterize)
+    monkeypatch.setattr(synth_flow._Run, "_block_vertices", vertices_with_a_nan)
+    runs = {}
+    for reuse in (False, True):
+        rasterized.clear()
+        out = tmp_path / f"reuse-{reuse}"
+        summary, _, _ = _run(
+            body_model, toy, out, from_fits=tmp_path / "fitted", reuse_renders=reuse
+        )
+        runs[reuse] = (_file_bytes(out / "flows"), (out / "manifest.jsonl").read_text())
+        assert summary.pairs["failed"] == 4  # the poisoned image's pairs, both ways
+        images_per_block = [
+            {n for p in plan.block(b) for n in (p.source, p.target)} for b in range(plan.num_blocks)
+        ]
+        # the former path rasterizes nothing itself (render_pair does it twice per pair)
+        assert len(rasterized) == (sum(map(len, images_per_block)) if reuse else 0)
+    assert len(runs[True][0]) == 8 and runs[True] == runs[False]  # same files, same failures
+    assert "render failed: verts_src contains non-finite values" in runs[True][1]
+    assert "render failed: verts_tgt contains non-finite values" in runs[True][1]
 
 
 def _bad_dataset(tmp_path: Path) -> tuple[Path, dict[str, str]]:

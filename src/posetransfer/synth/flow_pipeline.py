@@ -9,11 +9,15 @@ Stages (:func:`synthesize_flows`, plan from :func:`~posetransfer.synth.flow_plan
    its valid keypoints must lie inside it (the size comes from the image header; pixels are never
    decoded).
 2. *Render*: for each block of the shard, the converged bodies of all the block's images are
-   posed in fixed batches, then each pair is rendered (:func:`~posetransfer.render.render_pair`)
-   and written; one writer thread compresses and writes (with fsync) the previous few flow files
-   while the next pairs render. A pair whose source or target image belongs to another shard's
-   chunk that is not fitted yet fits that whole chunk on the fly (atomic writes make duplicate
-   work harmless).
+   posed in fixed batches, then each pair is rendered and written; one writer thread compresses
+   and writes (with fsync) the previous few flow files while the next pairs render. Each image of
+   the block is rasterized once, when its first pair needs it, and its fragments serve all the
+   block's pairs that use it (dropped after the last one); a pair then costs one correspondence
+   instead of two rasterizations and a correspondence, and its flow is bit for bit the one of
+   :func:`~posetransfer.render.render_pair` (the same rasterization of the same vertices;
+   ``reuse_renders=False`` calls ``render_pair`` per pair, the former path). A pair whose source
+   or target image belongs to another shard's chunk that is not fitted yet fits that whole chunk
+   on the fly (atomic writes make duplicate work harmless).
 
 Resuming: every file is written atomically, so an existing file is complete; a rerun skips
 existing fits and flows and reports the failures again. A killed run leaves the temporary file it
@@ -50,7 +54,8 @@ from posetransfer.body.params import BodyParams
 from posetransfer.data.flow_files import write_corr, write_flow
 from posetransfer.io import atomic_write_text, remove_stale_temporaries
 from posetransfer.render.bodies import body_image_vertices
-from posetransfer.render.correspondence import render_pair
+from posetransfer.render.correspondence import FlowField, correspondence, render_pair
+from posetransfer.render.rasterize import Fragments, rasterize
 from posetransfer.synth.flow_fits import ImageFits
 from posetransfer.synth.flow_output import (
     ManifestEntry,
@@ -90,6 +95,44 @@ def _scale_xy(verts: Tensor, fitted: tuple[int, int], size: tuple[int, int]) -> 
     return verts * scale
 
 
+class _BlockRenders:
+    """Each image of a render block rasterized once, on first use, dropped after its last pair.
+
+    An image is always rendered at one size in a run (``--size``, else its own, which a pair's
+    other image must share), so its key names one rasterization.
+    """
+
+    def __init__(self, faces: Tensor, uses: Counter[str]) -> None:
+        self.faces = faces
+        self.uses = uses  # pairs of the block still to render, per image key
+        self.fragments: dict[str, Fragments | None] = {}
+
+    def get(self, key: str, verts: Tensor, size: tuple[int, int]) -> Fragments | None:
+        """Fragments ``(1, H, W)`` of ``verts`` ``(1, V, 3)``; None when rasterizing failed."""
+        if key not in self.fragments:
+            try:
+                self.fragments[key] = rasterize(verts, self.faces, size)
+            except (ValueError, RuntimeError):
+                self.fragments[key] = None  # render_pair raises the error for each pair
+        return self.fragments[key]
+
+    def render(
+        self, keys: tuple[str, str], v_src: Tensor, v_tgt: Tensor, size: tuple[int, int], tol: float
+    ) -> FlowField:
+        """:func:`render_pair` of ``(1, V, 3)`` vertices, rasterizing each image once."""
+        frag_src, frag_tgt = self.get(keys[0], v_src, size), self.get(keys[1], v_tgt, size)
+        if frag_src is None or frag_tgt is None:
+            return render_pair(v_src, v_tgt, self.faces, size, tol)  # raises as it always did
+        return correspondence(frag_tgt, v_src, self.faces, frag_src, depth_tolerance=tol)
+
+    def done(self, keys: tuple[str, str]) -> None:
+        """One pair of these images is finished: drop the fragments nothing else needs."""
+        for key in keys:
+            self.uses[key] -= 1
+            if self.uses[key] <= 0:
+                self.fragments.pop(key, None)
+
+
 class _Run:
     """The state of one shard's run: its fits, the pair counters, the manifest and the writer."""
 
@@ -101,9 +144,11 @@ class _Run:
         cfg: SynthFlowConfig,
         size: tuple[int, int] | None,
         refit: bool,
+        reuse_renders: bool = True,
     ) -> None:
         self.model, self.plan, self.out, self.cfg = model, plan, out, cfg
         self.size = size
+        self.reuse_renders = reuse_renders
         self.manifest: list[ManifestEntry] = []
         self.fits = ImageFits(model, plan, out, cfg, refit, self.manifest)
         self.pairs = Counter(total=0, rendered=0, skipped=0, failed=0)
@@ -143,12 +188,24 @@ class _Run:
         status = {n: self.fits.fit_of(self.plan.image(n)) for n in names}
         good = {self.plan.image(n).key: f for n, f in status.items() if isinstance(f, FitResult)}
         verts = self._block_vertices(sorted(good), good)
+        uses = Counter(k for pair in pending for k in self._keys(pair))
+        renders = _BlockRenders(self.model.faces, uses) if self.reuse_renders else None
         for pair in pending:
-            self._render_pair(pair, status, verts)
+            self._render_pair(pair, status, verts, renders)
+            if renders is not None:
+                renders.done(self._keys(pair))
             yield 1
 
+    def _keys(self, pair: PairItem) -> tuple[str, str]:
+        """Fit keys of the pair's source and target images."""
+        return self.plan.image(pair.source).key, self.plan.image(pair.target).key
+
     def _render_pair(
-        self, pair: PairItem, status: dict[str, FitResult | str], verts: dict[str, Tensor]
+        self,
+        pair: PairItem,
+        status: dict[str, FitResult | str],
+        verts: dict[str, Tensor],
+        renders: _BlockRenders | None,
     ) -> None:
         fit_src, fit_tgt = status[pair.source], status[pair.target]
         reasons = [
@@ -168,13 +225,15 @@ class _Run:
                 "render",
             )
             return
-        key_src, key_tgt = self.plan.image(pair.source).key, self.plan.image(pair.target).key
-        v_src = _scale_xy(verts[key_src], fit_src.image_size, size)
-        v_tgt = _scale_xy(verts[key_tgt], fit_tgt.image_size, size)
+        keys = self._keys(pair)
+        v_src = _scale_xy(verts[keys[0]], fit_src.image_size, size)[None]
+        v_tgt = _scale_xy(verts[keys[1]], fit_tgt.image_size, size)[None]
+        tol = self.cfg.depth_tolerance_m
         try:
-            field = render_pair(
-                v_src[None], v_tgt[None], self.model.faces, size, self.cfg.depth_tolerance_m
-            )
+            if renders is None:
+                field = render_pair(v_src, v_tgt, self.model.faces, size, tol)
+            else:
+                field = renders.render(keys, v_src, v_tgt, size, tol)
         except (ValueError, RuntimeError) as exc:
             self._fail_pair(pair, f"render failed: {exc}", "render")
             return
@@ -223,6 +282,7 @@ def synthesize_flows(
     size: tuple[int, int] | None = None,
     refit: bool = True,
     progress: bool = False,
+    reuse_renders: bool = True,
 ) -> SynthSummary:
     """Run both stages for one shard and write its manifest and summary.
 
@@ -235,6 +295,8 @@ def synthesize_flows(
         size: ``(H, W)`` to render at; None renders each pair at its images' size.
         refit: False uses stored fits only (``--from-fits``): no image is fitted or read.
         progress: Show tqdm progress bars.
+        reuse_renders: Rasterize each image once per render block (False: ``render_pair`` per
+            pair, two rasterizations each, the former path). The files are the same bytes.
 
     Returns:
         The summary (also written to ``out.summary_path``; failures to ``out.manifest_path``).
@@ -250,7 +312,9 @@ def synthesize_flows(
         )
     for folder in {out.root, out.fits_dir, out.flows_dir}:
         remove_stale_temporaries(folder)  # what a killed run was writing
-    run = _Run(model, plan, out, cfg, None if size is None else (size[0], size[1]), refit)
+    run = _Run(
+        model, plan, out, cfg, None if size is None else (size[0], size[1]), refit, reuse_renders
+    )
     chunks = plan.shard_chunks(out.shard, out.num_shards)
     blocks = plan.shard_blocks(out.shard, out.num_shards)
     start = fit_done = time.perf_counter()
