@@ -26,6 +26,7 @@ from torch.utils.data import Dataset
 from posetransfer.data.flow_files import flow_filename, read_any_flow
 from posetransfer.data.formats import FormatError
 from posetransfer.data.layout import discover_dataset, load_split
+from posetransfer.data.pose_augment import PoseAugmentConfig, augment_pair
 from posetransfer.data.samples import PairBatch, PairSample, collate_pairs
 from posetransfer.data.transforms import (
     ImageProtocol,
@@ -64,9 +65,14 @@ class PairDataset(Dataset[PairSample]):
         require_flow: If True, every pair must have a flow file (checked here). If False, flow is
             loaded when every pair has one and left out (with a warning) otherwise, so batches
             never mix samples with and without flow.
+        skip_missing_flow: Leave out the pairs that have no flow file (logged; e.g. the pairs
+            of images whose body fit failed in ``synth-flow``) and load flow for the others.
         hflip_prob: Probability of mirroring a pair, drawn deterministically from
             ``(seed, epoch, index)``.
-        seed: Seed of the flip draws, ``>= 0``.
+        seed: Seed of the flip and augmentation draws, ``>= 0``.
+        augment: Pose augmentation (:mod:`posetransfer.data.pose_augment`: a geometric map of
+            the whole pair, detector-like keypoint noise), drawn deterministically from
+            ``(seed, epoch, index, 1)``; None: none.
 
     Raises:
         FormatError: Unreadable layout or pair files, or pairs whose images or keypoints are
@@ -86,6 +92,8 @@ class PairDataset(Dataset[PairSample]):
         require_flow: bool = False,
         hflip_prob: float = 0.0,
         seed: int = 0,
+        augment: PoseAugmentConfig | None = None,
+        skip_missing_flow: bool = False,
     ) -> None:
         if not 0.0 <= hflip_prob <= 1.0:
             raise ValueError(f"hflip_prob must be in [0, 1], got {hflip_prob!r}")
@@ -98,6 +106,7 @@ class PairDataset(Dataset[PairSample]):
         self.pose_map = pose_map
         self.hflip_prob = float(hflip_prob)
         self.seed = seed
+        self.augment = augment if augment is not None and augment.active else None
         self.epoch = 0
         self.poses = data.poses
         self.pairs = list(data.pairs)
@@ -105,7 +114,7 @@ class PairDataset(Dataset[PairSample]):
         self._pairs_file = Path(self.files.pairs.get(split, self.image_dir))
         self._image_paths = self._find_images()
         self.flows_dir = Path(flows_dir) if flows_dir is not None else self.files.flows_dir
-        self._flow_paths = self._find_flows(require_flow)
+        self._flow_paths = self._find_flows(require_flow, skip_missing_flow)
 
     # ------------------------------------------------------------------------------ public
 
@@ -177,6 +186,9 @@ class PairDataset(Dataset[PairSample]):
                 f"{self.protocol.name!r}: {pair.source_image.shape[:2]} vs "
                 f"{pair.target_image.shape[:2]}"
             )
+        if self.augment is not None:
+            rng = np.random.default_rng((self.seed, self.epoch, index, 1))
+            pair = augment_pair(pair, self.augment, rng)
         if self.is_flipped(index):
             pair = hflip_sample(pair)
         return self._to_sample(source, target, pair)
@@ -251,8 +263,9 @@ class PairDataset(Dataset[PairSample]):
             )
         return paths
 
-    def _find_flows(self, require_flow: bool) -> list[Path] | None:
-        """Flow file of every pair, or None if flow is not loaded."""
+    def _find_flows(self, require_flow: bool, skip_missing: bool = False) -> list[Path] | None:
+        """Flow file of every pair, or None if flow is not loaded; ``skip_missing`` drops the
+        pairs without one from ``self.pairs``."""
         primary: Literal["npz", "corr"] = "corr" if self.files.layout == "diaf" else "npz"
         secondary: Literal["npz", "corr"] = "npz" if primary == "corr" else "corr"
         if self.flows_dir is None or not self.flows_dir.is_dir():
@@ -275,6 +288,14 @@ class PairDataset(Dataset[PairSample]):
                 missing.append((k, paths[-1]))
         if not missing:
             return paths
+        if skip_missing:
+            gone = {k for k, _ in missing}
+            logger.info(
+                "%s: leaving out %d of %d pairs with no flow file (first: %s)",
+                self.flows_dir, len(gone), len(self.pairs), missing[0][1],
+            )  # fmt: skip
+            self.pairs = [p for k, p in enumerate(self.pairs) if k not in gone]
+            return [p for k, p in enumerate(paths) if k not in gone]
         if require_flow:
             k, path = missing[0]
             raise FileNotFoundError(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from posetransfer.config import ConfigError
+from posetransfer.data.pose_augment import PoseAugmentConfig
 from posetransfer.eval.names import EPE_FG
 from posetransfer.losses.flow import FlowLossConfig
 from posetransfer.models.flow_regressor import FlowRegressorConfig, flow_input_channels
@@ -35,6 +36,10 @@ class FlowDataConfig:
         protocol: Image protocol (``native``, ``deepfashion-256x176``, ``market-128x64``, ...).
         pose_map: Pose-map encoding (the original: disks of radius 8 at 256 px, 4 at 128 px).
         hflip_prob: Probability of mirroring a training pair (validation is never flipped).
+        augment: Pose augmentation of the training pairs (never of validation pairs):
+            ``scale``/``shift`` move the whole sample (images, poses, flow, visibility),
+            ``offset``/``jitter``/``drop_prob`` add detector-like errors to the input keypoints
+            only (:class:`~posetransfer.data.pose_augment.PoseAugmentConfig`); off by default.
         train_split: Split the training and validation pairs come from.
         val_fraction: Share of the training identities held out for validation (0: none, then
             there is no ``best`` checkpoint).
@@ -48,6 +53,7 @@ class FlowDataConfig:
     protocol: str = "native"
     pose_map: PoseMapConfig = field(default_factory=PoseMapConfig)
     hflip_prob: float = 0.5
+    augment: PoseAugmentConfig = field(default_factory=PoseAugmentConfig)
     train_split: str = "train"
     val_fraction: float = 0.05
     val_by: Literal["identity", "image"] = "identity"

@@ -187,7 +187,7 @@ def make_flow_datasets(cfg: FlowStageConfig) -> tuple[PairSubset, PairSubset | N
     common: dict[str, Any] = {"protocol": d.protocol, "pose_map": d.pose_map, "flows_dir": flows}
     base = PairDataset(
         data_root, d.train_split, require_flow=True, hflip_prob=d.hflip_prob,
-        seed=cfg.train.seed, **common,
+        seed=cfg.train.seed, augment=d.augment, **common,
     )  # fmt: skip
     split = carve_validation(
         base.pairs, d.val_fraction, by=d.val_by, seed=d.val_seed, max_pairs=d.val_max_pairs
