@@ -198,6 +198,24 @@ def test_renders_reused_per_block_write_the_bytes_of_render_pair_per_pair(
     assert "render failed: verts_tgt contains non-finite values" in runs[True][1]
 
 
+def test_each_fit_file_is_read_at_most_once(
+    body_model: BodyModel, toy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load, loaded = FitResult.load, []
+
+    def counting_load(path):
+        loaded.append(Path(path).name)
+        return load(path)
+
+    monkeypatch.setattr(FitResult, "load", counting_load)
+    _run(body_model, toy, tmp_path / "out")
+    assert loaded == []  # fitted now: the render stage uses the fits in memory
+    rerun, _, _ = _run(body_model, toy, tmp_path / "again", from_fits=tmp_path / "out")
+    assert rerun.pairs["rendered"] == 6 and sorted(loaded) == sorted(set(loaded))
+    assert len(loaded) == 6  # stored fits: read once by the fit stage, then kept
+    assert _file_bytes(tmp_path / "again" / "flows") == _file_bytes(tmp_path / "out" / "flows")
+
+
 def _bad_dataset(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """Toy dataset whose train split has 5 bad images (of 8) and a pair naming no image."""
     root = make_toy_dataset(tmp_path / "bad", num_people=3, poses_per_person=4)

@@ -169,9 +169,14 @@ class ImageFits:
         if fit is None:
             results, _ = self.fit_chunk(self.plan.chunk_of(item.name))
             fit = results[item.key]
+        return self._remember(item.key, fit)
+
+    def _remember(self, key: str, fit: FitResult | str) -> FitResult | str:
+        """Cache an image's fit (a non-converged one as its reason) and return that."""
         if isinstance(fit, FitResult) and not bool(fit.converged[0]):
             fit = fit.reason[0] or "did not converge"
-        self._fits[item.key] = fit
+        self._fits[key] = fit
+        self._fits.move_to_end(key)
         if len(self._fits) > _FIT_CACHE_SIZE:
             self._fits.popitem(last=False)
         return fit
@@ -182,6 +187,9 @@ class ImageFits:
             results, fitted = self.fit_chunk(index)
             for item in self.plan.chunk(index):
                 value = results[item.key]
+                # kept for the render stage: a fit made now as its file reads back (no re-read)
+                made = isinstance(value, FitResult) and item.key in fitted
+                self._remember(item.key, FitResult.from_dict(value.to_dict()) if made else value)
                 self.images["total"] += 1
                 if isinstance(value, FitResult):
                     if bool(value.attempted[0]):
