@@ -188,8 +188,10 @@ class ImageFits:
             for item in self.plan.chunk(index):
                 value = results[item.key]
                 # kept for the render stage: a fit made now as its file reads back (no re-read)
-                made = isinstance(value, FitResult) and item.key in fitted
-                self._remember(item.key, FitResult.from_dict(value.to_dict()) if made else value)
+                if isinstance(value, FitResult) and item.key in fitted:
+                    self._remember(item.key, FitResult.from_dict(value.to_dict()))
+                else:
+                    self._remember(item.key, value)
                 self.images["total"] += 1
                 if isinstance(value, FitResult):
                     if bool(value.attempted[0]):
