@@ -12,6 +12,10 @@ Output folder ``OUT``::
     OUT/config.yaml                           the resolved config
     OUT/preview.png                           contact sheet (with ``preview``)
 
+Backgrounds and camera effects (``cfg.background``, ``cfg.camera``; off by default) change the
+images only, after rendering (:func:`finish_images`); keypoints, flows and bodies are the same
+as without them.
+
 Train and test are split by person: the last ``test_fraction`` of the people are test people.
 Shard ``i`` of ``n`` renders the people ``p`` with ``p % n == i``; each person's randomness comes
 from its own seed (:func:`~posetransfer.synth.people.person_seed`), so images and flows do not
@@ -23,6 +27,7 @@ once every shard's marker exists, the merge (run by the shard that finishes last
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -43,6 +48,8 @@ from posetransfer.data import flow_files, formats
 from posetransfer.io import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
 from posetransfer.pose.keypoints import Pose
 from posetransfer.runtime import set_torch_threads
+from posetransfer.synth.backgrounds import BackgroundSampler, composite
+from posetransfer.synth.camera_effects import camera_images
 from posetransfer.synth.people import PersonRender, PersonSpec, render_person, sample_person
 from posetransfer.synth.synthetic_config import SPLITS, SyntheticConfig, split_of
 
@@ -51,6 +58,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SyntheticConfig",
+    "finish_images",
     "generate_shard",
     "make_synthetic",
     "merge_parts",
@@ -83,6 +91,29 @@ def _encode_image(image: np.ndarray, fmt: str) -> bytes:
     else:
         Image.fromarray(image).save(buffer, format="JPEG", quality=95, subsampling=0)
     return buffer.getvalue()
+
+
+def finish_images(
+    render: PersonRender, cfg: SyntheticConfig, person: int, backgrounds: BackgroundSampler
+) -> PersonRender:
+    """The render with its background (:mod:`~posetransfer.synth.backgrounds`) and camera
+    effects (:mod:`~posetransfer.synth.camera_effects`) applied: pixels change, nothing else.
+
+    Args:
+        render: One person's render.
+        cfg: The settings (``cfg.background``, ``cfg.camera``, ``cfg.seed``).
+        person: The person's index.
+        backgrounds: The shard's background sampler.
+
+    Returns:
+        ``render`` itself when neither option is on, else a copy with new ``images``.
+    """
+    images = render.images
+    background = backgrounds.sample(cfg.seed, person)
+    if background is not None:
+        images = composite(images, render.foreground, background)
+    images = camera_images(images, cfg.camera, cfg.seed, person)
+    return render if images is render.images else dataclasses.replace(render, images=images)
 
 
 def write_person(
@@ -166,11 +197,13 @@ def generate_shard(
     people = range(shard, cfg.num_people, num_shards)
     poses: dict[str, dict[str, Pose]] = {s: {} for s in SPLITS}
     pairs: dict[str, list[tuple[str, str]]] = {s: [] for s in SPLITS}
+    backgrounds = BackgroundSampler(cfg.background, cfg.size)
     for person in tqdm(people, desc=f"make-synthetic {shard}/{num_shards}", disable=not progress):
         spec = _person_spec(cfg, person)
         render = render_person(
             model, spec, cfg.size, lit=cfg.lit, depth_tolerance_m=cfg.depth_tolerance_m
         )
+        render = finish_images(render, cfg, person, backgrounds)
         person_poses, person_pairs = write_person(out, cfg, spec, render)
         poses[split_of(person, cfg)].update(person_poses)
         pairs[split_of(person, cfg)] += person_pairs

@@ -1,19 +1,141 @@
 """What ``make-synthetic`` generates (:class:`SyntheticConfig`) and which split each person is in.
 
 The config fixes the dataset's content (people, poses, image size and format, appearance odds,
-file prefix) and is validated on construction; :func:`split_of` puts the last
+backgrounds (:class:`BackgroundConfig`), camera effects (:class:`CameraConfig`), file prefix)
+and is validated on construction; :func:`split_of` puts the last
 :attr:`SyntheticConfig.num_test` people into ``test``. :mod:`posetransfer.synth.dataset_writer`
 writes the dataset.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["SPLITS", "SyntheticConfig", "split_of"]
+__all__ = [
+    "SPLITS",
+    "TEXTURES",
+    "BackgroundConfig",
+    "CameraConfig",
+    "SyntheticConfig",
+    "split_of",
+]
 
 SPLITS = ("train", "test")
+#: Procedural background textures (:mod:`posetransfer.synth.backgrounds`).
+TEXTURES = ("noise", "gradient", "stripes", "checks", "tiles", "shapes", "room")
+
+
+def _raise_unless(checks: list[tuple[str, bool, str]], owner: object, prefix: str) -> None:
+    for name, ok, rule in checks:
+        if not ok:
+            raise ValueError(
+                f"synthetic config: {prefix}{name} must be {rule}, got {getattr(owner, name)!r}"
+            )
+
+
+def _range_ok(values: tuple[float, ...], low: float, high: float) -> bool:
+    return len(values) == 2 and low <= values[0] <= values[1] <= high
+
+
+@dataclass(frozen=True)
+class BackgroundConfig:
+    """What is behind each person (:mod:`posetransfer.synth.backgrounds`).
+
+    Every image of a person has the same background (one camera scene), so the source and the
+    target of a pair share it, as the generator assumes (background pixels have zero flow).
+
+    Attributes:
+        mix: Odds of the person's *backdrop* (plain, or textured with
+            ``textured_background``: the data as before), a *procedural* texture and a
+            *plate* (an image of ``plate_dir``, randomly cropped, scaled and mirrored).
+            ``(1, 0, 0)``, the default, writes the same bytes as before these options existed.
+        textures: Procedural kinds drawn from (uniformly): smooth ``noise``, ``gradient``,
+            ``stripes``, ``checks``, ``tiles``, blurred random ``shapes``, and ``room`` (a wall
+            texture over a floor texture).
+        plate_dir: Folder of plate images (``.png``/``.jpg``, e.g. written by
+            :func:`posetransfer.infer.plates.make_plates`); needed when ``mix[2] > 0``.
+        plate_zoom: Range of the crop's zoom: 1 crops the largest box of the image's aspect
+            out of the plate, 2 a box half as high.
+    """
+
+    mix: tuple[float, float, float] = (1.0, 0.0, 0.0)
+    textures: tuple[str, ...] = TEXTURES
+    plate_dir: str | None = None
+    plate_zoom: tuple[float, float] = (1.0, 1.6)
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("mix", _odds_ok(self.mix),
+             "3 non-negative odds (backdrop, procedural, plate), not all 0"),
+            ("textures", len(self.textures) > 0 and set(self.textures) <= set(TEXTURES),
+             f"a non-empty list of {', '.join(TEXTURES)}"),
+            ("plate_dir", len(self.mix) != 3 or self.mix[2] == 0 or bool(self.plate_dir),
+             "a folder of plate images when mix gives plates odds > 0"),
+            ("plate_zoom", _range_ok(self.plate_zoom, 1.0, 8.0), "1 <= low <= high <= 8"),
+        ]  # fmt: skip
+        _raise_unless(checks, self, "background.")
+
+    @property
+    def is_default(self) -> bool:
+        """Whether every person keeps its backdrop (no procedural texture, no plate)."""
+        return self.mix[1] == 0 and self.mix[2] == 0
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """Lighting and sensor effects on whole images (:mod:`posetransfer.synth.camera_effects`).
+
+    Pixels change, geometry does not: keypoints, flows and visibility stay exact. Ranges are
+    sampled uniformly (``brightness`` and ``gamma`` log-uniformly).
+
+    Attributes:
+        enabled: Apply the effects (off: the images as rendered).
+        per_person: True: the camera (everything but the noise) is drawn once per person, so a
+            pair's source and target share exposure, white balance, tone curve, blur and JPEG
+            quality, as two frames of one camera do; the noise is always drawn per image.
+            False: all of it per image.
+        brightness: Exposure gain.
+        contrast: Contrast factor about mid-grey.
+        temperature: Colour temperature shift: red gain ``1 + t``, blue gain ``1 - t``.
+        gamma: Exponent of the tone curve on ``[0, 1]`` values.
+        blur_prob: Probability of a Gaussian blur.
+        blur_sigma: Its standard deviation in pixels.
+        noise: Standard deviation of the Gaussian (read) noise, on ``[0, 1]`` values.
+        shot_noise: Standard deviation of the signal-dependent (Poisson-like) noise at white;
+            at value ``v`` it is ``shot_noise * sqrt(v)``.
+        jpeg_prob: Probability of a JPEG round trip.
+        jpeg_quality: Its quality range (integers).
+    """
+
+    enabled: bool = False
+    per_person: bool = True
+    brightness: tuple[float, float] = (0.7, 1.3)
+    contrast: tuple[float, float] = (0.8, 1.2)
+    temperature: tuple[float, float] = (-0.12, 0.12)
+    gamma: tuple[float, float] = (0.8, 1.25)
+    blur_prob: float = 0.5
+    blur_sigma: tuple[float, float] = (0.3, 1.0)
+    noise: tuple[float, float] = (0.0, 0.03)
+    shot_noise: tuple[float, float] = (0.0, 0.04)
+    jpeg_prob: float = 0.5
+    jpeg_quality: tuple[int, int] = (40, 95)
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("brightness", _range_ok(self.brightness, 0.1, 10.0), "0.1 <= low <= high <= 10"),
+            ("contrast", _range_ok(self.contrast, 0.0, 10.0), "0 <= low <= high <= 10"),
+            ("temperature", _range_ok(self.temperature, -0.9, 0.9), "-0.9 <= low <= high <= 0.9"),
+            ("gamma", _range_ok(self.gamma, 0.1, 10.0), "0.1 <= low <= high <= 10"),
+            ("blur_prob", 0.0 <= self.blur_prob <= 1.0, "in [0, 1]"),
+            ("blur_sigma", _range_ok(self.blur_sigma, 0.0, 10.0), "0 <= low <= high <= 10"),
+            ("noise", _range_ok(self.noise, 0.0, 1.0), "0 <= low <= high <= 1"),
+            ("shot_noise", _range_ok(self.shot_noise, 0.0, 1.0), "0 <= low <= high <= 1"),
+            ("jpeg_prob", 0.0 <= self.jpeg_prob <= 1.0, "in [0, 1]"),
+            ("jpeg_quality", _range_ok(self.jpeg_quality, 1, 100), "1 <= low <= high <= 100"),
+        ]  # fmt: skip
+        _raise_unless(checks, self, "camera.")
 
 
 @dataclass(frozen=True)
@@ -43,6 +165,8 @@ class SyntheticConfig:
         save_bodies: Write each person's ground-truth bodies and cameras to ``bodies/``.
         preview: Write ``preview.png`` after the merge.
         preview_pairs: Rows of the preview (one pair per person).
+        background: Procedural and plate backgrounds (off by default).
+        camera: Lighting and sensor-noise effects (off by default).
     """
 
     num_people: int = 300
@@ -62,6 +186,8 @@ class SyntheticConfig:
     save_bodies: bool = True
     preview: bool = False
     preview_pairs: int = 8
+    background: BackgroundConfig = field(default_factory=BackgroundConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
 
     def __post_init__(self) -> None:
         checks = [
@@ -80,11 +206,7 @@ class SyntheticConfig:
             ("depth_tolerance_m", self.depth_tolerance_m >= 0, ">= 0"),
             ("preview_pairs", self.preview_pairs >= 1, ">= 1"),
         ]  # fmt: skip
-        for name, ok, rule in checks:
-            if not ok:
-                raise ValueError(
-                    f"synthetic config: {name} must be {rule}, got {getattr(self, name)!r}"
-                )
+        _raise_unless(checks, self, "")
 
     @property
     def num_test(self) -> int:
@@ -106,7 +228,7 @@ def _prefix_ok(prefix: str) -> bool:
 
 
 def _odds_ok(odds: tuple[float, ...]) -> bool:
-    return len(odds) == 3 and min(odds) >= 0 and sum(odds) > 0
+    return len(odds) == 3 and min(odds) >= 0 and math.isfinite(sum(odds)) and sum(odds) > 0
 
 
 def split_of(person: int, cfg: SyntheticConfig) -> str:
