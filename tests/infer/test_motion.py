@@ -77,7 +77,10 @@ def test_animate_writes_a_video_with_the_right_frame_count_and_fps(
     # side by side: the source photo's size on the right, the driving frame scaled beside it
     photo = source.image.shape
     assert info.height == photo[0] + photo[0] % 2 and info.width > photo[1]
-    assert set(report.seconds) == {"detect", "smooth", "flow", "render", "encode"}
+    # the streaming loop (the default): its stages, each with wall and CPU seconds
+    stages = {"detect", "smooth", "flow", "generator", "composite", "encode"}
+    assert set(report.seconds) == stages and set(report.cpu_seconds) == stages | {"process"}
+    assert report.elapsed >= report.seconds["encode"] > 0
     frames = [f for _, f in iter_frames(out)]
     assert not np.array_equal(frames[0], frames[-1])  # the pose changes across the video
 
@@ -118,5 +121,7 @@ def test_body_flows_fits_the_source_once_and_reports_failed_targets(body_model) 
 def test_motion_options_are_checked() -> None:
     with pytest.raises(ValueError, match="every and batch_size"):
         MotionOptions(every=0)
+    with pytest.raises(ValueError, match="workers >= 0"):
+        MotionOptions(workers=-1)
     with pytest.raises(ValueError, match="max_frames"):
         MotionOptions(max_frames=0)

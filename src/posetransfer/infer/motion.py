@@ -16,11 +16,16 @@
    :class:`~posetransfer.infer.video.VideoWriter` (optionally side by side with the driving
    frame), with a progress bar.
 
+By default (``workers >= 1``, regressor flow) a thread decodes ahead of the detector and step 5
+is the streaming loop of :mod:`~posetransfer.infer.motion_stream` (same frames up to float
+rounding); ``workers=0`` and ``flow="3d"`` run the plain loop, one batch after another.
+
 :class:`MotionReport` says what happened: frames, held frames, failed fits, seconds per stage.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -30,13 +35,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from posetransfer.infer.framing import Frame, box_from_pose
+from posetransfer.infer.motion_stream import StreamRenderer, render_stream, side_by_side
 from posetransfer.infer.repose import RePoser, SourcePerson
 from posetransfer.infer.retarget import retarget_sequence
 from posetransfer.infer.smoothing import DEFAULT_BETA, DEFAULT_MIN_CUTOFF, smooth_poses
 from posetransfer.infer.video import VideoWriter, iter_frames, video_info
+from posetransfer.infer.workers import StageClock, prefetch
 from posetransfer.pose.keypoints import Pose, stack_poses
 
 __all__ = ["MotionOptions", "MotionReport", "animate", "body_flows", "driving_poses"]
@@ -59,6 +65,7 @@ class MotionOptions:
             lengths); otherwise the driving person is framed as a whole.
         side_by_side: Write ``driving | output`` frames.
         batch_size: Frames rendered per network call.
+        workers: Batches rendered at once (threads) by the streaming loop; 0: the plain loop.
     """
 
     every: int = 1
@@ -69,11 +76,13 @@ class MotionOptions:
     retarget: bool = True
     side_by_side: bool = False
     batch_size: int = 8
+    workers: int = 2
 
     def __post_init__(self) -> None:
-        if self.every < 1 or self.batch_size < 1:
+        if self.every < 1 or self.batch_size < 1 or self.workers < 0:
             raise ValueError(
-                f"every and batch_size must be >= 1, got {self.every}, {self.batch_size}"
+                f"every and batch_size must be >= 1, workers >= 0, got {self.every}, "
+                f"{self.batch_size}, {self.workers}"
             )
         if self.max_frames is not None and self.max_frames < 1:
             raise ValueError(f"max_frames must be >= 1 or None, got {self.max_frames}")
@@ -89,7 +98,13 @@ class MotionReport:
         fps: Their frame rate (the driving video's divided by ``every``).
         missing_frames: Driving frames without a detected person (their pose was held).
         failed_fits: Frames whose 3D body fit failed (the previous frame's flow was used).
-        seconds: Wall time per stage: ``detect``, ``smooth``, ``flow``, ``render``, ``encode``.
+        seconds: Wall time per stage: ``detect`` (with decoding), ``smooth``, ``flow``,
+            ``render``, ``encode``; the streaming loop's stages overlap (``decode``, ``detect``,
+            ``smooth``, ``flow``, ``generator``, ``composite``, ``encode``: each stage's time
+            summed over its threads).
+        cpu_seconds: CPU time per stage (the plain loop: the process's; the streaming loop:
+            each stage's threads' own, plus ``process`` for the whole call).
+        elapsed: Wall time of the whole call.
     """
 
     output: Path
@@ -98,10 +113,12 @@ class MotionReport:
     missing_frames: list[int] = field(default_factory=list)
     failed_fits: list[int] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    elapsed: float = 0.0
 
     def summary(self) -> dict[str, Any]:
         """A JSON-ready summary (frame indices listed up to 20)."""
-        total = sum(self.seconds.values())
+        total = self.elapsed or sum(self.seconds.values())
         return {
             "output": str(self.output),
             "frames": self.frames,
@@ -110,16 +127,27 @@ class MotionReport:
             "missing_first": self.missing_frames[:20],
             "failed_fits": len(self.failed_fits),
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+            "cpu_seconds": {k: round(v, 3) for k, v in self.cpu_seconds.items()},
             "frames_per_second": round(self.frames / total, 3) if total > 0 else None,
         }
 
 
 class _Clock:
-    def __init__(self, seconds: dict[str, float]) -> None:
-        self.seconds = seconds
+    """Wall and process CPU seconds per stage of the plain (one-thread) loop."""
+
+    def __init__(self, seconds: dict[str, float], cpu: dict[str, float]) -> None:
+        self.seconds, self.cpu = seconds, cpu
+        self._cpu_start = time.process_time()
 
     def add(self, stage: str, start: float) -> None:
+        now = time.process_time()
         self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
+        self.cpu[stage] = self.cpu.get(stage, 0.0) + now - self._cpu_start
+        self._cpu_start = now
+
+    def start(self) -> float:
+        self._cpu_start = time.process_time()
+        return time.perf_counter()
 
 
 def driving_poses(
@@ -129,8 +157,11 @@ def driving_poses(
     *,
     detector_config: Any = None,
     person: int = 0,
+    prefetch_frames: int = 0,
 ) -> tuple[list[Pose | None], float, tuple[int, int]]:
     """Detect the driving person in every ``every``-th frame.
+
+    With ``prefetch_frames > 0`` a thread decodes up to that many frames ahead of the detector.
 
     Returns:
         ``(poses, fps, (H, W))``: one pose per used frame in the video's pixels (None where
@@ -140,7 +171,10 @@ def driving_poses(
 
     info = video_info(video)
     fps = info.fps / every
-    frames = (frame for _, frame in iter_frames(video, every, max_frames))
+    decoded: Iterator[tuple[int, np.ndarray]] = iter_frames(video, every, max_frames)
+    if prefetch_frames > 0:
+        decoded = prefetch(decoded, prefetch_frames, name="decode")
+    frames = (frame for _, frame in decoded)
     found = detect_sequence(frames, detector_config, fps=fps, person=person, name=str(video))
     poses = [None if d is None else d.pose for d in found]
     return poses, fps, (info.height, info.width)
@@ -201,14 +235,6 @@ def _frame_targets(
     return [frame.to_frame(p) for p in poses if p is not None]
 
 
-def _side_by_side(driving: np.ndarray, output: np.ndarray) -> np.ndarray:
-    """``driving | output``, the driving frame resized to the output's height."""
-    height = output.shape[0]
-    width = max(1, round(driving.shape[1] * height / driving.shape[0]))
-    small = np.asarray(Image.fromarray(driving).resize((width, height), Image.Resampling.BILINEAR))
-    return np.concatenate([small, output], axis=1)
-
-
 def _batches(items: Sequence[Pose], size: int) -> Iterator[tuple[int, list[Pose]]]:
     for start in range(0, len(items), size):
         yield start, list(items[start : start + size])
@@ -243,16 +269,19 @@ def animate(
     """
     opts = options or MotionOptions()
     report = MotionReport(Path(out))
-    clock = _Clock(report.seconds)
-    start = time.perf_counter()
+    begin, cpu_begin = time.perf_counter(), time.process_time()
+    stream = opts.workers >= 1 and reposer.options.flow == "regressor"
+    clock = _Clock(report.seconds, report.cpu_seconds)
+    start = clock.start()
     poses, fps, _ = driving_poses(
-        video, opts.every, opts.max_frames, detector_config=reposer.detector_config, person=person
-    )
+        video, opts.every, opts.max_frames, detector_config=reposer.detector_config,
+        person=person, prefetch_frames=8 if stream else 0,
+    )  # fmt: skip
     clock.add("detect", start)
     report.fps, report.missing_frames = fps, [i for i, p in enumerate(poses) if p is None]
     if len(report.missing_frames) == len(poses):
         raise ValueError(f"{video}: no person found in any of its {len(poses)} used frames")
-    start = time.perf_counter()
+    start = clock.start()
     if opts.smooth:
         smoothed = smooth_poses(poses, fps, opts.min_cutoff, opts.beta)
         filled: list[Pose | None] = list(smoothed.poses)
@@ -261,10 +290,72 @@ def animate(
     targets = _frame_targets(source, filled, opts.retarget, reposer.options.margin)
     clock.add("smooth", start)
     driving = iter_frames(video, opts.every, opts.max_frames) if opts.side_by_side else None
+    if stream:
+        _stream(reposer, source, targets, driving, report, opts, fps, progress)
+    else:
+        _plain(reposer, source, targets, driving, report, opts, fps, progress)
+    report.elapsed = time.perf_counter() - begin
+    report.cpu_seconds["process"] = time.process_time() - cpu_begin
+    if report.missing_frames:
+        logger.warning(
+            "%s: %d of %d frames had no person; their pose was held",
+            video, len(report.missing_frames), len(poses),
+        )  # fmt: skip
+    return report
+
+
+def _stream(
+    reposer: RePoser,
+    source: SourcePerson,
+    targets: list[Pose],
+    driving: Iterator[tuple[int, np.ndarray]] | None,
+    report: MotionReport,
+    opts: MotionOptions,
+    fps: float,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """Step 5 by the streaming loop (:mod:`~posetransfer.infer.motion_stream`)."""
+    clock = StageClock()
+    renderer = StreamRenderer(reposer, source, clock)
+    driving = prefetch(driving, 2 * opts.batch_size, name="decode") if driving else None
+    batches = (batch for _, batch in _batches(targets, opts.batch_size))
+    with contextlib.ExitStack() as stack:
+        if driving is not None:
+            stack.callback(driving.close)  # type: ignore[attr-defined]
+        writer = stack.enter_context(VideoWriter(report.output, fps))
+        stack.enter_context(renderer.source_features())
+
+        def write(frame: np.ndarray) -> None:
+            if driving is not None:
+                frame = side_by_side(next(driving)[1], frame)
+            writer.write(frame)
+
+        def done(count: int) -> None:
+            report.frames = count
+            if progress is not None:
+                progress(count, len(targets))
+
+        render_stream(renderer, batches, write, workers=opts.workers, clock=clock, on_batch=done)
+    report.seconds.update(clock.wall)
+    report.cpu_seconds.update(clock.cpu)
+
+
+def _plain(
+    reposer: RePoser,
+    source: SourcePerson,
+    targets: list[Pose],
+    driving: Iterator[tuple[int, np.ndarray]] | None,
+    report: MotionReport,
+    opts: MotionOptions,
+    fps: float,
+    progress: Callable[[int, int], None] | None,
+) -> None:  # the arguments of _stream
+    """Step 5 by the plain loop: flow, render, encode, one batch after another."""
+    clock = _Clock(report.seconds, report.cpu_seconds)
     source_fit, last = None, None
-    with VideoWriter(out, fps) as writer:
+    with VideoWriter(report.output, fps) as writer:
         for offset, batch in _batches(targets, opts.batch_size):
-            start = time.perf_counter()
+            start = clock.start()
             if reposer.options.flow == "3d":
                 flow, vis, failed, source_fit = body_flows(
                     reposer._body_model(), source.pose, batch, reposer.model_size, source_fit
@@ -278,25 +369,19 @@ def animate(
             else:
                 flows = reposer.flows(source, batch)
             clock.add("flow", start)
-            start = time.perf_counter()
+            start = clock.start()
             results = reposer.render(source, batch, flows)
             clock.add("render", start)
-            start = time.perf_counter()
+            start = clock.start()
             for result in results:
                 frame = result.image
                 if driving is not None:
-                    frame = _side_by_side(next(driving)[1], frame)
+                    frame = side_by_side(next(driving)[1], frame)
                 writer.write(frame)
             report.frames += len(results)
             clock.add("encode", start)
             if progress is not None:
                 progress(report.frames, len(targets))
-    if report.missing_frames:
-        logger.warning(
-            "%s: %d of %d frames had no person; their pose was held",
-            video, len(report.missing_frames), len(poses),
-        )  # fmt: skip
-    return report
 
 
 def _hold(poses: list[Pose | None]) -> list[Pose | None]:
