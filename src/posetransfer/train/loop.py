@@ -51,6 +51,7 @@ from tqdm import tqdm
 import posetransfer.train.checkpoint as ckpt_io
 from posetransfer.config import ConfigError
 from posetransfer.io import remove_stale_temporaries
+from posetransfer.train.allocator import retain_freed_memory
 from posetransfer.train.distributed import (
     ShardedEpochSampler,
     broadcast_module_,
@@ -137,6 +138,7 @@ def run_training(
         The trained stage and a summary.
     """
     run_dir = Path(run_dir)
+    retain_freed_memory()  # no per-step page faults for large tensors (train/allocator.py)
     with distributed_session(cfg.device) as (dist, device):
         if cfg.amp == "fp16" and device.type != "cuda":
             raise ConfigError(
