@@ -7,7 +7,11 @@ Measured, at 256x176 and 128x64:
 - pair renders/s: ``render_pair`` (two rasterizations + correspondence) against the baseline of
   the two rasterizations alone, and the posing cost per image (Anny forward, batches of 32);
 - the pipeline (``synthesize_flows`` on a toy dataset written to a temporary folder): fit stage
-  images/s and render stage pairs/s including posing, file writes and bookkeeping;
+  images/s and render stage pairs/s including posing, file writes and bookkeeping, before
+  (``reuse_renders=False``: ``render_pair`` per pair, the former path) and after (each image
+  rasterized once per render block), alternately in the same run, with CPU ms per pair; on a
+  toy with 4 poses per person (images reused within a block) and one with every image in one
+  pair (no reuse: the worst case);
 - peak memory, and the projected time for DeepFashion (52,712 images, 110,536 pairs) on one core
   and on N cores (N shards).
 
@@ -15,7 +19,7 @@ Then the accuracy of fitted versus true bodies (``posetransfer.render.accuracy``
 synthetic views, and the textured-warp check of the true flow.
 
 Usage:
-    python benchmarks/synth_flow.py               # ~1-2 minutes, appends to BENCHMARKS.md
+    python benchmarks/synth_flow.py               # ~3 minutes, appends to BENCHMARKS.md
     python benchmarks/synth_flow.py --quick --no-record
 """
 
@@ -34,6 +38,7 @@ import torch
 from common import markdown_table, peak_rss_mb, record  # type: ignore[import-not-found]
 from posetransfer.body import BodyModel, fit_keypoints, load_body_model
 from posetransfer.conventions import Visibility
+from posetransfer.data.formats import read_pairs_csv, write_pairs_csv
 from posetransfer.data.toy import make_toy_dataset
 from posetransfer.render.accuracy import fit_accuracy, synthetic_views, textured_warp_error
 from posetransfer.render.bodies import body_image_vertices
@@ -45,6 +50,11 @@ from posetransfer.synth.flow_plan import build_plan
 SIZES = ((256, 176), (128, 64))
 DEEPFASHION = {"images": 52_712, "pairs": 110_536}
 TOLERANCE_M = 0.015
+FLOW_HEADER = [
+    "HxW", "toy dataset", "pairs", "rasters/pair", "render_pair pairs/s", "pipeline pairs/s before",
+    "after", "after/before", "after/render_pair", "CPU ms/pair render_pair", "before", "after",
+    "pairs per CPU-s after",
+]  # fmt: skip
 PROJECTION_HEADER = ["HxW", "hours, 1 core", "hours, 2 shards", "hours, 16 shards"]
 
 
@@ -106,39 +116,78 @@ def bench_render(model: BodyModel, size: tuple[int, int], pairs: int, repeat: in
         body_image_vertices(model, views.params.select(slice(0, 32)), views.camera[:32])
 
     t_render = best_time(pairs_render, repeat) / pairs
+    cpu_render = []
+    for _ in range(repeat):
+        start = time.process_time()
+        pairs_render()
+        cpu_render.append(time.process_time() - start)
     t_raster = best_time(pairs_raster, repeat) / pairs
     t_pose = best_time(pose, repeat) / min(32, pairs + 1)
-    return {"render": 1 / t_render, "raster": 1 / t_raster, "pose_ms": 1e3 * t_pose}
+    return {
+        "render": 1 / t_render,
+        "raster": 1 / t_raster,
+        "pose_ms": 1e3 * t_pose,
+        "render_cpu_ms": 1e3 * min(cpu_render) / pairs,
+    }
 
 
-def bench_pipeline(model: BodyModel, size: tuple[int, int], people: int, runs: int) -> dict:
-    """``synthesize_flows`` on a toy dataset: fit stage images/s, render stage pairs/s.
+def _one_way_pairs(root: Path) -> None:
+    """Keep one direction of each pair, so that (2 poses per person) every image is in one pair."""
+    for path in root.glob("*pairs-*.csv"):
+        write_pairs_csv(path, [(s, t) for s, t in read_pairs_csv(path) if s < t])
 
-    The best of ``runs`` fresh runs (each into a new folder) is kept, which discounts other
-    processes competing for the core.
+
+def bench_pipeline(
+    model: BodyModel, size: tuple[int, int], people: int, poses: int, runs: int, one_way: bool
+) -> dict:
+    """``synthesize_flows`` on a toy dataset, the former path (``render_pair`` per pair) and now.
+
+    A fresh run gives the fit stage's images/s. Then ``runs`` rounds, each rendering every pair
+    from the stored fits once with ``reuse_renders=False`` (before) and once with True (after),
+    each into a new folder; the best round of each is kept (other processes only add time).
+    Per path: render-stage pairs/s (wall) and CPU ms per pair (``process_time`` of the whole
+    call, writer thread and the fit files' loading included, divided by the pairs). Both paths'
+    files are checked to be the same bytes.
     """
     best: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
-        root = make_toy_dataset(Path(tmp) / "toy", num_people=people, poses_per_person=4, size=size)
+        root = make_toy_dataset(
+            Path(tmp) / "toy", num_people=people, poses_per_person=poses, size=size
+        )
+        if one_way:
+            _one_way_pairs(root)
         cfg = SynthFlowConfig()
         plan = build_plan(root, fit_batch=cfg.fit_batch, render_block=cfg.render_block)
+        out = SynthOutput.create(Path(tmp) / "fitted")
+        summary = synthesize_flows(model, plan, out, cfg)
+        assert summary.pairs["rendered"] == len(plan.pairs), summary.failures
+        files = list(out.flows_dir.glob("*.npz"))
+        best = {
+            "images": len(plan.images),
+            "pairs": len(plan.pairs),
+            "fit": len(plan.images) / summary.seconds["fit"],
+            "kib": sum(f.stat().st_size for f in files) / len(files) / 1024,
+            "fit_p50": summary.fit_error_px.get("p50", float("nan")),
+            "rasters_per_pair": sum(
+                len({n for p in plan.block(b) for n in (p.source, p.target)})
+                for b in range(plan.num_blocks)
+            )
+            / len(plan.pairs),
+        }
         for run in range(runs):
-            out = SynthOutput.create(Path(tmp) / f"out{run}")
-            summary = synthesize_flows(model, plan, out, cfg)
-            assert summary.pairs["rendered"] == len(plan.pairs), summary.failures
-            files = list(out.flows_dir.glob("*.npz"))
-            result = {
-                "images": len(plan.images),
-                "pairs": len(plan.pairs),
-                "fit": len(plan.images) / summary.seconds["fit"],
-                "render": len(plan.pairs) / summary.seconds["render"],
-                "kib": sum(f.stat().st_size for f in files) / len(files) / 1024,
-                "fit_p50": summary.fit_error_px.get("p50", float("nan")),
-            }
-            best = {
-                k: max(v, best.get(k, v)) if k in ("fit", "render") else v
-                for k, v in result.items()
-            }
+            written = {}
+            for name, reuse in (("before", False), ("after", True)):
+                out = SynthOutput.create(Path(tmp) / f"{name}{run}", from_fits=Path(tmp) / "fitted")
+                cpu = time.process_time()
+                summary = synthesize_flows(model, plan, out, cfg, refit=False, reuse_renders=reuse)
+                cpu = time.process_time() - cpu
+                assert summary.pairs["rendered"] == len(plan.pairs), summary.failures
+                rate = len(plan.pairs) / summary.seconds["render"]
+                best[name] = max(rate, best.get(name, rate))
+                ms = 1e3 * cpu / len(plan.pairs)
+                best[f"{name}_cpu_ms"] = min(ms, best.get(f"{name}_cpu_ms", ms))
+                written[name] = {p.name: p.read_bytes() for p in out.flows_dir.iterdir()}
+            assert written["before"] == written["after"], "the two paths wrote different files"
     return best
 
 
@@ -174,22 +223,32 @@ def main(argv: list[str] | None = None) -> None:
     fit_batch, singles, pairs, repeat, people, views = (
         (16, 2, 4, 1, 4, 12) if args.quick else (64, 8, 16, 3, 16, 48)
     )
-    runs = 1 if args.quick else 2
-    rows, pipeline = [], {}
+    runs = 1 if args.quick else 3
+    rows, pipeline, flow_rows = [], {}, []
+    cpu_start = time.process_time()
     for size in SIZES:
         name = f"{size[0]}x{size[1]}"
         fit = bench_fit(model, size, fit_batch, singles, repeat)
         _log(name, "fit", fit)
         render = bench_render(model, size, pairs, repeat)
         _log(name, "render", render)
-        pipeline[name] = bench_pipeline(model, size, people, runs)
-        _log(name, "pipeline", pipeline[name])
+        pipeline[name] = p = bench_pipeline(model, size, people, 4, runs, one_way=False)
+        _log(name, "pipeline", p)
         rows.append([
             name, fit["batched"], fit["single"], fit["batched"] / fit["single"],
             render["render"], render["raster"], render["raster"] / render["render"],
-            render["pose_ms"], pipeline[name]["fit"], pipeline[name]["render"],
-            pipeline[name]["kib"],
+            render["pose_ms"], p["fit"], p["after"], p["kib"],
         ])  # fmt: skip
+        # the worst case for reuse: every image in one pair (2 poses per person, one direction)
+        worst = bench_pipeline(model, size, 4 * people, 2, runs, one_way=True)
+        _log(name, "pipeline, one pair per image", worst)
+        for label, q in (("4 poses/person, both directions", p), ("one pair per image", worst)):
+            flow_rows.append([
+                name, label, q["pairs"], q["rasters_per_pair"], render["render"], q["before"],
+                q["after"], q["after"] / q["before"], q["after"] / render["render"],
+                render["render_cpu_ms"], q["before_cpu_ms"], q["after_cpu_ms"],
+                1e3 / q["after_cpu_ms"],
+            ])  # fmt: skip
     figures, warp = bench_accuracy(model, views)
     _log("accuracy", figures, warp)
     header = [
@@ -199,7 +258,7 @@ def main(argv: list[str] | None = None) -> None:
     ]  # fmt: skip
     projection = []
     for name, p in pipeline.items():
-        hours = (DEEPFASHION["images"] / p["fit"] + DEEPFASHION["pairs"] / p["render"]) / 3600
+        hours = (DEEPFASHION["images"] / p["fit"] + DEEPFASHION["pairs"] / p["after"]) / 3600
         projection.append([name, hours, hours / 2, hours / 16])
     acc_rows = [[k, v] for k, v in figures.items()]
     acc_rows += [[f"textured warp by true flow: {k}", v] for k, v in warp.items()]
@@ -208,12 +267,21 @@ def main(argv: list[str] | None = None) -> None:
         f"1 torch thread; best of {repeat} runs. Fits: batched = one call for {fit_batch} "
         f"synthetic images (as synth-flow's chunks), single = one call per image (baseline). "
         f"Renders: one pair per call; raster only = the two rasterizations without "
-        f"correspondence (baseline). Pipeline = best of {runs} runs of `synthesize_flows` on a "
+        f"correspondence (baseline). Pipeline = `synthesize_flows` on a "
         f"toy dataset ({p0['images']} images, {p0['pairs']} pairs; "
         f"toy fit error p50 {p0['fit_p50']:.2f} px): fit stage incl. image-header checks and fit "
-        f"files, render stage incl. posing, npz writes. Targets per core at 256x176: >= 15 "
-        f"fits/s and >= 50 pair renders/s.\n\n"
+        f"files, render stage incl. posing and npz writes (after: best round below). Targets per "
+        f"core at 256x176: >= 15 fits/s, >= 50 pair renders/s, pipeline >= 100 pairs/s.\n\n"
         f"{markdown_table(header, rows)}\n\n"
+        f"Pipeline render stage, before (`reuse_renders=False`: `render_pair` per pair, two "
+        f"rasterizations and a correspondence) and after (each image rasterized once per render "
+        f"block, one correspondence per pair), measured alternately in this run from the same "
+        f"stored fits, best of {runs} rounds, the files of both byte-identical (checked). "
+        f"pairs/s = render-stage wall rate (the writer thread overlaps); CPU ms/pair = process "
+        f"CPU time of the whole call (main and writer threads, fit files loaded) per pair, so "
+        f"1000 / CPU ms is pairs per CPU-second (per core). rasters/pair = distinct images per "
+        f"render block over pairs (after; before it is 2):\n\n"
+        f"{markdown_table(FLOW_HEADER, flow_rows)}\n\n"
         f"Projected DeepFashion time ({DEEPFASHION['images']} images, {DEEPFASHION['pairs']} "
         f"pairs) from the pipeline rates:\n\n"
         f"{markdown_table(PROJECTION_HEADER, projection)}\n\n"
@@ -221,7 +289,9 @@ def main(argv: list[str] | None = None) -> None:
         f"360 deg, average body), fitted from exact keypoints; pairs (k, k+1):\n\n"
         f"{markdown_table(['figure', 'value'], acc_rows)}\n\n"
         f"Peak RSS {peak_rss_mb():.0f} MiB; wall time {time.perf_counter() - start:.0f} s; "
-        f"1-min load average at start {load:.2f} (on {os.cpu_count()} cores); "
+        f"CPU time {time.process_time() - cpu_start:.0f} s from the first measurement; "
+        f"1-min load average at start {load:.2f}, at end {os.getloadavg()[0]:.2f} "
+        f"(on {os.cpu_count()} cores, shared); "
         f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}."
     )
     if args.no_record:
