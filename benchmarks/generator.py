@@ -38,7 +38,9 @@ printed too. MFU = achieved FLOP/s over the FLOP/s of a 2048x2048 float32 matmul
 way in the same run (mean of a measurement at the start and one at the end). Models and inputs
 are ``channels_last`` for inference (measured faster) and contiguous for training (measured
 faster there, and what the training stage uses); a full run adds one row of each in the other
-format at 256x256.
+format at 256x256. Training rows run with the allocator setting of ``posetransfer train``
+(:func:`posetransfer.train.allocator.retain_freed_memory`; ``benchmarks/train_mfu.py`` measures
+it against glibc's defaults).
 
 Usage:
     python benchmarks/generator.py            # full run, appends to BENCHMARKS.md: ~9 minutes
@@ -76,6 +78,7 @@ from posetransfer.models.generator import GeneratorConfig, PoseTransferGenerator
 from posetransfer.models.generator_inputs import condition_from_prediction
 from posetransfer.models.pixel_warp import PixelWarpConfig, PixelWarpRefiner
 from posetransfer.models.vgg import load_vgg19
+from posetransfer.train.allocator import retain_freed_memory
 
 SIZES = ((256, 256), (256, 176), (128, 64))
 TRAIN_VARIANTS = ("l1", "gan", "gan+vgg")
@@ -264,6 +267,8 @@ def run_child(job: Job) -> dict[str, float]:
     torch.manual_seed(0)
     formats = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
     fmt = formats[job.fmt or FORMATS[job.kind]]
+    if job.kind == "train":  # what posetransfer train does when a run starts
+        retain_freed_memory()
     base = _vm_hwm_mb()
     result = (_run_infer if job.kind == "infer" else _run_train)(job, fmt)
     return result | {"base_mb": base, "peak_mb": _vm_hwm_mb()}
