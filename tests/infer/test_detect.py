@@ -145,6 +145,23 @@ def test_aspect_and_margin_shape_the_box(detector: PoseDetector, found: dict[str
     assert_close_to_reference(det.pose, (name, 0))
 
 
+def test_without_masks_the_keypoints_are_the_same_and_boxes_hold_them(
+    found: dict[str, list],
+) -> None:
+    with PoseDetector(DetectorConfig(masks=False)) as unmasked:
+        for name in SINGLE + MULTI:
+            people = unmasked.detect_all(load_image(FIXTURES / name), name)
+            assert len(people) == len(found[name])
+            for plain, masked in zip(people, found[name], strict=True):
+                np.testing.assert_array_equal(plain.pose.xy, masked.pose.xy)
+                np.testing.assert_array_equal(plain.pose.valid, masked.pose.valid)
+                assert plain.mask.shape == masked.mask.shape and not plain.mask.any()
+                xy = plain.pose.xy[plain.pose.valid]
+                assert plain.bounds == pytest.approx((*xy.min(0), *xy.max(0)))
+    with pytest.raises(ValueError, match="masks must be true or false"):
+        DetectorConfig(masks="no")  # type: ignore[arg-type]
+
+
 def test_sequence_tracks_frames_and_gives_none_without_a_person() -> None:
     image = load_image(FIXTURES / SINGLE[0])
     blank = np.full_like(image, 90)

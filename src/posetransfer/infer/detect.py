@@ -81,6 +81,9 @@ class DetectorConfig:
         mask_threshold: Mask values above this count as the person for the box.
         margin: Fraction of the tight person box's larger side added on every side.
         aspect: ``(H, W)`` whose aspect ratio the person box takes, e.g. ``[256, 176]``.
+        masks: Compute the segmentation mask. Without it :attr:`Detection.mask` is all zeros
+            and boxes come from the keypoints alone; the keypoints are the same, at about a
+            quarter less detector CPU (a driving video's poses need no mask, BENCHMARKS.md).
     """
 
     num_poses: int = 4
@@ -91,8 +94,11 @@ class DetectorConfig:
     mask_threshold: float = 0.5
     margin: float = 0.1
     aspect: tuple[int, int] = (256, 176)
+    masks: bool = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.masks, bool):
+            raise ValueError(f"masks must be true or false, got {self.masks!r}")
         if isinstance(self.num_poses, bool) or not isinstance(self.num_poses, int):
             raise ValueError(f"num_poses must be a positive integer, got {self.num_poses!r}")
         if self.num_poses < 1:
@@ -181,6 +187,7 @@ class PoseDetector:
                 min_detection_confidence=cfg.min_detection_confidence,
                 min_presence_confidence=cfg.min_presence_confidence,
                 min_tracking_confidence=cfg.min_tracking_confidence,
+                masks=cfg.masks,
             )
         return self
 
@@ -277,13 +284,14 @@ class PoseDetector:
         pose = Pose.from_blazepose33(raw[:, :2], raw[:, 2], threshold=cfg.keypoint_threshold)
         pose = pose.transform((1.0, 1.0), (0.0, 0.0), size=image_size)  # drop points outside
         if mask is None:
-            prob = np.zeros(image_size, np.float32)
+            prob, boxed = np.zeros(image_size, np.float32), None  # boxes from the keypoints
         else:
             prob = np.array(mask.numpy_view(), dtype=np.float32).reshape(image_size)
             np.clip(prob, 0.0, 1.0, out=prob)
+            boxed = prob
         try:
-            bounds = person_bounds(pose, prob, mask_threshold=cfg.mask_threshold)
-            box = person_box(pose, prob, image_size, cfg.aspect,
+            bounds = person_bounds(pose, boxed, mask_threshold=cfg.mask_threshold)
+            box = person_box(pose, boxed, image_size, cfg.aspect,
                              margin=cfg.margin, mask_threshold=cfg.mask_threshold)  # fmt: skip
         except ValueError:  # no valid point and no mask, or a single point
             return None

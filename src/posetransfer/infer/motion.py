@@ -26,6 +26,7 @@ rounding); ``workers=0`` and ``flow="3d"`` run the plain loop, one batch after a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -162,20 +163,23 @@ def driving_poses(
     """Detect the driving person in every ``every``-th frame.
 
     With ``prefetch_frames > 0`` a thread decodes up to that many frames ahead of the detector.
+    The detector computes no segmentation masks (``DetectorConfig.masks``): only the keypoints
+    are used, and they are the same without them.
 
     Returns:
         ``(poses, fps, (H, W))``: one pose per used frame in the video's pixels (None where
         nobody was found), the used frames' rate and the video's size.
     """
-    from posetransfer.infer.detect import detect_sequence
+    from posetransfer.infer.detect import DetectorConfig, detect_sequence
 
+    config = dataclasses.replace(detector_config or DetectorConfig(), masks=False)
     info = video_info(video)
     fps = info.fps / every
     decoded: Iterator[tuple[int, np.ndarray]] = iter_frames(video, every, max_frames)
     if prefetch_frames > 0:
         decoded = prefetch(decoded, prefetch_frames, name="decode")
     frames = (frame for _, frame in decoded)
-    found = detect_sequence(frames, detector_config, fps=fps, person=person, name=str(video))
+    found = detect_sequence(frames, config, fps=fps, person=person, name=str(video))
     poses = [None if d is None else d.pose for d in found]
     return poses, fps, (info.height, info.width)
 

@@ -97,8 +97,9 @@ def create_landmarker(
     min_detection_confidence: float,
     min_presence_confidence: float,
     min_tracking_confidence: float,
+    masks: bool = True,
 ) -> Any:
-    """A Tasks ``PoseLandmarker`` on the in-memory bundle, with segmentation masks.
+    """A Tasks ``PoseLandmarker`` on the in-memory bundle.
 
     Args:
         video: Video running mode (tracking between calls) instead of image mode.
@@ -106,6 +107,7 @@ def create_landmarker(
         min_detection_confidence: Person-detector score threshold.
         min_presence_confidence: Landmark-model presence threshold.
         min_tracking_confidence: Video mode: tracking threshold.
+        masks: Output segmentation masks (None per person without them).
 
     Returns:
         The landmarker (close it with ``.close()``).
@@ -121,6 +123,6 @@ def create_landmarker(
         min_pose_detection_confidence=min_detection_confidence,
         min_pose_presence_confidence=min_presence_confidence,
         min_tracking_confidence=min_tracking_confidence,
-        output_segmentation_masks=True,
+        output_segmentation_masks=masks,
     )
     return vision.PoseLandmarker.create_from_options(options)
