@@ -18,7 +18,7 @@ from posetransfer.data.formats import FormatError, read_annotation_csv, read_pai
 from posetransfer.infer.inputs import gfla_name, infer_pairs, read_pose
 from posetransfer.infer.pipeline import PoseInputError, PoseTransferPipeline, body_flow
 from posetransfer.io import tensor_to_uint8, uint8_to_tensor
-from posetransfer.pose.keypoints import Pose
+from posetransfer.pose.keypoints import Pose, stack_poses
 from posetransfer.train.checkpoint import CheckpointMismatchError
 from tests.train.generator_fixtures import Env, shared_env
 
@@ -100,6 +100,45 @@ def test_channels_last_and_contiguous_give_the_same_image(env, test_pairs, poses
     assert a.mask is not None and b.mask is not None
     torch.testing.assert_close(a.image, b.image, atol=1e-5, rtol=0)
     torch.testing.assert_close(a.mask, b.mask, atol=1e-5, rtol=0)
+
+
+def test_bf16_precision_runs_the_networks_in_bfloat16_and_returns_float32(
+    env, test_pairs, poses, tmp_path, monkeypatch, caplog
+) -> None:
+    source, target = test_pairs[0]
+    x = uint8_to_tensor(_png(env.data / "test" / source))
+    fp32 = PoseTransferPipeline.from_run(env.run)
+    bf16 = PoseTransferPipeline.from_run(env.run, precision="bf16")
+    a, b = (p(x, poses[source], poses[target]) for p in (fp32, bf16))
+    for name in ("image", "coarse", "warped_src", "mask"):
+        assert getattr(b, name).dtype == torch.float32, name
+    diff = (a.image - b.image).abs()
+    assert float(diff.max()) > 0 and float(diff.mean()) < 0.03  # rounded, not another image
+    src, tgt = stack_poses([poses[source]]), stack_poses([poses[target]])
+    flow_a, vis_a = fp32.predict_flow(*src, *tgt)
+    flow_b, vis_b = bf16.predict_flow(*src, *tgt)
+    assert flow_b.dtype == torch.float32 and vis_b.dtype == vis_a.dtype
+    assert (
+        float((flow_a - flow_b).abs().mean()) < 0.5 and float((vis_a == vis_b).float().mean()) > 0.9
+    )
+
+    # The command: --precision bf16 writes the bf16 image; ONNX Runtime refuses it, by name.
+    out = tmp_path / "bf16.png"
+    annotations = env.data / f"{PREFIX}annotation-test.csv"
+    image = str(env.data / "test" / source)
+    args = (image, f"{annotations}#{source}", f"{annotations}#{target}")
+    assert _infer_one(env, *args, out, "--precision", "bf16") == 0
+    assert np.array_equal(_png(out), tensor_to_uint8(b.image[0]))
+    with pytest.raises(ValueError, match="precision bf16 runs on the torch backend"):
+        PoseTransferPipeline.from_run(env.run, backend="onnxruntime", precision="bf16")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        PoseTransferPipeline.from_run(env.run, precision="fp16")  # type: ignore[arg-type]
+
+    # Emulated bfloat16 is allowed, with a warning that it is slow.
+    monkeypatch.setattr("posetransfer.infer.pipeline.native_bf16", lambda device: False)
+    with caplog.at_level("WARNING", logger="posetransfer.infer.pipeline"):
+        PoseTransferPipeline.from_run(env.run, precision="bf16")
+    assert "no native bfloat16" in caplog.text
 
 
 def test_pair_list_writes_gfla_names_at_the_dataset_size_and_skips_existing(

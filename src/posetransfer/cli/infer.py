@@ -7,9 +7,11 @@ where ``T`` is a photo, a pose or a driving video: :mod:`posetransfer.cli.infer_
 ``--flow 3d`` takes the flow from the synthesis stage (body fit and render)
 instead of the run's flow regressor. ``--backend onnxruntime`` runs the networks with ONNX Runtime
 (CPU, ``--threads`` threads): ``--checkpoint`` is then a ``model.onnx`` of ``posetransfer export``
-or a run folder, exported on the fly. ``--flow``, ``--which``, ``--batch-size``, ``--device`` and
-``--backend`` set the config keys of the same names on top of ``--config`` and the overrides, so
-``--dry-run`` prints the configuration that runs.
+or a run folder, exported on the fly. ``--precision bf16`` runs the torch networks in bfloat16
+(about twice as fast on CPUs with native bfloat16, slightly different images). ``--flow``,
+``--which``, ``--batch-size``, ``--device``, ``--backend`` and ``--precision`` set the config keys
+of the same names on top of ``--config`` and the overrides, so ``--dry-run`` prints the
+configuration that runs.
 """
 
 from __future__ import annotations
@@ -39,7 +41,13 @@ from posetransfer.cli.options import (
 from posetransfer.config import ConfigError
 from posetransfer.infer.inputs import FlowFn, infer_pairs, prepare_source, read_pose
 from posetransfer.infer.onnx_export import OnnxExtraMissingError
-from posetransfer.infer.pipeline import BACKENDS, PoseTransferPipeline, body_flow, check_pose
+from posetransfer.infer.pipeline import (
+    BACKENDS,
+    PRECISIONS,
+    PoseTransferPipeline,
+    body_flow,
+    check_pose,
+)
 from posetransfer.io import save_png, tensor_to_uint8
 from posetransfer.pose.keypoints import Pose
 from posetransfer.render.correspondence import DEFAULT_DEPTH_TOLERANCE_M
@@ -62,6 +70,7 @@ class InferConfig:
         num_workers: Data-loading processes (pair lists).
         device: ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
         backend: ``"torch"`` or ``"onnxruntime"`` (ONNX Runtime on the CPU; the ``onnx`` extra).
+        precision: ``"fp32"``, or ``"bf16"`` (torch backend): bfloat16 autocast.
         min_valid_keypoints: Fewest valid keypoints a pose needs.
         fit: Body-fit settings for ``flow="3d"``.
         depth_tolerance_m: Occlusion tolerance of the ``3d`` visibility, in metres.
@@ -75,6 +84,7 @@ class InferConfig:
     num_workers: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     backend: Literal["torch", "onnxruntime"] = "torch"
+    precision: Literal["fp32", "bf16"] = "fp32"
     min_valid_keypoints: int = 4
     fit: FitConfig = field(default_factory=FitConfig)
     depth_tolerance_m: float = DEFAULT_DEPTH_TOLERANCE_M
@@ -84,6 +94,10 @@ class InferConfig:
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.precision == "bf16" and self.backend == "onnxruntime":
+            raise ConfigError(
+                "precision bf16 runs on the torch backend; onnxruntime computes in float32"
+            )
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
@@ -108,13 +122,16 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     add("--which", choices=("best", "latest"), help="checkpoint (sets which)")
     add("--batch-size", type=positive_int, metavar="N", help="sets batch_size")
     add("--backend", choices=BACKENDS, help="sets backend (onnxruntime: the CPU)")
+    add("--precision", choices=PRECISIONS,
+        help="sets precision (bf16: torch backend, ~2x faster with native bfloat16)")  # fmt: skip
     add_device_option(parser)
     add_threads_option(parser)
 
 
 def _configure(args: argparse.Namespace, cfg: InferConfig) -> InferConfig:
     flags = {"flow": args.flow, "which": args.which, "batch_size": args.batch_size,
-             "device": args.device, "backend": args.backend}  # fmt: skip
+             "device": args.device, "backend": args.backend,
+             "precision": args.precision}  # fmt: skip
     photo = {
         "photo.background": args.background,
         "photo.paste": args.paste,
@@ -201,7 +218,12 @@ def _load(args: argparse.Namespace, cfg: InferConfig) -> PoseTransferPipeline:
     device = "cpu" if onnx and cfg.device == "auto" else resolve_device(cfg.device)
     try:
         return PoseTransferPipeline.from_run(
-            args.checkpoint, cfg.which, device, backend=cfg.backend, threads=args.threads
+            args.checkpoint,
+            cfg.which,
+            device,
+            backend=cfg.backend,
+            threads=args.threads,
+            precision=cfg.precision,
         )
     except OnnxExtraMissingError as exc:
         raise ValueError(str(exc)) from None

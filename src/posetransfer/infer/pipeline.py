@@ -12,11 +12,17 @@ Backends: ``torch`` (the networks above) or ``onnxruntime`` (``from_run(..., bac
 "onnxruntime")``: an exported ``model.onnx``, or the run exported on the fly; the work goes to a
 :class:`posetransfer.infer.onnx_backend.OnnxEngine`, inputs and outputs stay torch tensors).
 
+Precision: ``fp32`` (default), or ``bf16`` (torch backend): the networks run under
+``torch.autocast`` in bfloat16, about twice as fast on CPUs with native bfloat16 (AVX512-BF16 or
+AMX) at a small cost in accuracy (``BENCHMARKS.md``); warping and outputs stay float32.
+
 Pose files, pair lists and output files are in :mod:`posetransfer.infer.inputs`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import os
 from collections.abc import Sequence
@@ -50,10 +56,12 @@ if TYPE_CHECKING:
 __all__ = [
     "BACKENDS",
     "MIN_VALID_KEYPOINTS",
+    "PRECISIONS",
     "PoseInputError",
     "PoseTransferPipeline",
     "body_flow",
     "check_pose",
+    "native_bf16",
 ]
 
 logger = logging.getLogger(__name__)
@@ -64,6 +72,19 @@ MIN_VALID_KEYPOINTS = 4
 #: Where the networks run: torch, or ONNX Runtime on an exported model (the ``onnx`` extra).
 Backend = Literal["torch", "onnxruntime"]
 BACKENDS: tuple[Backend, ...] = ("torch", "onnxruntime")
+
+#: Arithmetic of the torch networks: float32, or bfloat16 under ``torch.autocast``.
+Precision = Literal["fp32", "bf16"]
+PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 natively (else autocast emulates it, slowly)."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    cpu = getattr(torch, "cpu", None)
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
 
 
 class PoseInputError(ValueError):
@@ -126,6 +147,12 @@ class PoseTransferPipeline:
             ``BENCHMARKS.md``).
         engine: ONNX Runtime sessions that run the model instead of the torch networks (which
             may then be None).
+        precision: ``"fp32"``, or ``"bf16"``: the torch networks under bfloat16 autocast (not
+            with ``engine``; a warning where the device has no native bfloat16).
+
+    Raises:
+        ValueError: No generator and no engine, an unknown precision, or ``bf16`` with an
+            engine.
     """
 
     def __init__(
@@ -138,10 +165,12 @@ class PoseTransferPipeline:
         device: torch.device | str = "cpu",
         channels_last: bool = True,
         engine: OnnxEngine | None = None,
+        precision: Precision = "fp32",
     ) -> None:
         if generator is None and engine is None:
             raise ValueError("a pipeline needs a generator or an ONNX engine")
         self.cfg, self.device, self.engine = cfg, torch.device(device), engine
+        self.precision = _check_precision(precision, self.device, engine is not None)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.nets = _Networks(generator, refiner, flow_net, flow_pose_map)
         for net in (generator, refiner, flow_net):
@@ -164,6 +193,7 @@ class PoseTransferPipeline:
         channels_last: bool = True,
         backend: Backend = "torch",
         threads: int | None = None,
+        precision: Precision = "fp32",
     ) -> PoseTransferPipeline:
         """Load a ``posetransfer train`` run.
 
@@ -176,17 +206,19 @@ class PoseTransferPipeline:
             channels_last: Memory format of the networks (see the class).
             backend: ``"torch"``, or ``"onnxruntime"`` (a run folder is exported first).
             threads: ONNX Runtime's intra-op threads (default: torch's count).
+            precision: ``"fp32"`` or ``"bf16"`` (torch backend only; see the class).
 
         Raises:
             FileNotFoundError: The folder or its ``config.yaml`` is missing.
             ConfigError: ``config.yaml`` is not a generator run's config.
             CheckpointError: No checkpoint, or weights of another model config (names the
                 module and the mismatched keys).
-            ValueError: An ``.onnx`` file without the ``onnxruntime`` backend, or that backend
-                on another device than the CPU.
+            ValueError: An ``.onnx`` file without the ``onnxruntime`` backend, that backend
+                on another device than the CPU or with ``bf16``.
         """
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        _check_precision(precision, torch.device(device), backend == "onnxruntime")
         if backend == "onnxruntime" and torch.device(device).type != "cpu":
             raise ValueError(f"the onnxruntime backend runs on the CPU, not {device}")
         if Path(run_dir).suffix == ".onnx":
@@ -220,7 +252,10 @@ class PoseTransferPipeline:
             logger.info("%s: step %d is in the coarse stage; no pixel warping", ckpt, steps)
         load_weights(ckpt, modules)
         logger.info("loaded %s (%s)", ckpt, ", ".join(modules))
-        pipeline = cls(cfg, generator, refiner, flow_net, flow_pose_map, device, channels_last)
+        pipeline = cls(
+            cfg, generator, refiner, flow_net, flow_pose_map, device, channels_last,
+            precision=precision,
+        )  # fmt: skip
         if backend == "onnxruntime":
             from posetransfer.infer.onnx_backend import OnnxEngine
 
@@ -280,7 +315,9 @@ class PoseTransferPipeline:
         if background is not None:
             background = background.to(dev, memory_format=fmt)
         assert nets.generator is not None  # only an engine's pipeline has none
-        return transfer(nets.generator, nets.refiner, x_src, maps_tgt, flow_px, vis, background)
+        with self._autocast():
+            out = transfer(nets.generator, nets.refiner, x_src, maps_tgt, flow_px, vis, background)
+        return _float32(out)
 
     @torch.no_grad()
     def predict_flow(
@@ -313,7 +350,15 @@ class PoseTransferPipeline:
             )
             for xy, valid in ((src_xy, src_valid), (tgt_xy, tgt_valid))
         )
-        return condition_from_prediction(nets.flow_net(src, tgt))
+        with self._autocast():
+            flow, vis = condition_from_prediction(nets.flow_net(src, tgt))
+        return flow.float(), vis
+
+    def _autocast(self) -> contextlib.AbstractContextManager[object]:
+        """bfloat16 autocast for ``precision="bf16"``, else nothing."""
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     def __call__(
         self,
@@ -395,3 +440,31 @@ def body_flow(
         model, src.params, src.camera, tgt.params, tgt.camera, size, depth_tolerance_m=tolerance
     )
     return field.flow, field.visibility
+
+
+def _check_precision(precision: str, device: torch.device, onnx: bool) -> Precision:
+    """``precision`` if it can run here; warns when bfloat16 would be emulated."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "bf16":
+        if onnx:
+            raise ValueError(
+                "precision bf16 runs on the torch backend; the onnxruntime backend computes in "
+                "float32 (use --backend torch with --precision bf16)"
+            )
+        if not native_bf16(device):
+            logger.warning(
+                "precision bf16: this %s has no native bfloat16 (AVX512-BF16 or AMX), so it "
+                "is emulated and slower than fp32", device.type,
+            )  # fmt: skip
+    return precision  # type: ignore[return-value]  # checked above
+
+
+def _float32(out: GeneratorOutput) -> GeneratorOutput:
+    """``out`` with every tensor in float32 (autocast leaves bfloat16 ones)."""
+    changes = {
+        f.name: value.float()
+        for f in dataclasses.fields(out)
+        if isinstance(value := getattr(out, f.name), torch.Tensor) and value.dtype != torch.float32
+    }
+    return dataclasses.replace(out, **changes) if changes else out
