@@ -56,7 +56,7 @@ FRAMES = ROOT / "tests" / "fixtures" / "real"
 SIZE = (256, 176)
 
 
-def random_pipeline(size: tuple[int, int] = SIZE) -> PoseTransferPipeline:
+def random_pipeline(size: tuple[int, int] = SIZE, precision: str = "fp32") -> PoseTransferPipeline:
     """The default networks at ``size`` with random weights (speed only)."""
     torch.manual_seed(0)
     cfg = load_config(
@@ -71,6 +71,7 @@ def random_pipeline(size: tuple[int, int] = SIZE) -> PoseTransferPipeline:
         build_refiner(cfg.pixel_warp),
         FlowRegressor(record.model),
         record.pose_map,
+        precision=precision,  # type: ignore[arg-type]  # checked by the pipeline
     )
 
 

@@ -4,7 +4,7 @@
 This script runs it on the first ``--frames`` frames of a real demo video (BSD-3, ``make
 real-videos``; default the Pose2Sim single-person camera 2, 1080x1920 at 60 fps) with the source
 person of ``tests/fixtures/real/single_cam01_f050.jpg``, at 256x176, for each backend (torch,
-ONNX Runtime) and each loop:
+torch with ``precision="bf16"``, ONNX Runtime) and each loop:
 
 ``plain``
     ``MotionOptions(workers=0)``: decode and detect, smooth, then per batch of 8 the flow, the
@@ -20,14 +20,15 @@ the process's CPU seconds per frame, and the frames per second that CPU time wou
 idle cores (``2 / cpu_per_frame``: *derived*, assumes both cores fully used), then per stage the
 wall seconds (summed over threads: stages overlap in the streaming loop) and the CPU seconds.
 The streaming loop's frames are compared with the plain loop's (largest difference of the
-decoded MP4s' pixels). The machine's load average is printed before and after each row: on a
-shared machine the wall-time figures depend on it, the CPU figures much less.
+decoded MP4s' pixels), and the bf16 frames with torch's float32 ones. The machine's load
+average is printed before and after each row: on a shared machine the wall-time figures depend
+on it, the CPU figures much less.
 
 The model is the default architecture (``configs/generator/default.yaml`` and the default flow
 regressor) with **random weights**: speed does not depend on the weights.
 
-Usage: ``python benchmarks/video_throughput.py [--frames 48] [--backends torch onnxruntime]
-[--append]``
+Usage: ``python benchmarks/video_throughput.py [--frames 48] [--backends torch torch-bf16
+onnxruntime] [--batch-size 8] [--append]``
 """
 
 from __future__ import annotations
@@ -56,16 +57,22 @@ from real_people import SIZE, random_pipeline  # noqa: E402
 from real_videos import ensure_real_videos  # noqa: E402
 
 SOURCE = ROOT / "tests" / "fixtures" / "real" / "single_cam01_f050.jpg"
+BACKENDS = ("torch", "torch-bf16", "onnxruntime")
 STAGES = ("detect", "decode", "smooth", "flow", "generator", "render", "composite", "encode")
 
 
 def run_row(
-    pipeline: PoseTransferPipeline, video: Path, frames: int, workers: int, out: Path
+    pipeline: PoseTransferPipeline,
+    video: Path,
+    frames: int,
+    workers: int,
+    out: Path,
+    batch_size: int = 8,
 ) -> tuple[MotionReport, float, float]:
     """One ``animate`` call: (report, wall seconds, process CPU seconds)."""
     with RePoser(pipeline, RePoseOptions()) as reposer:
         source = reposer.source(load_image(SOURCE), name=SOURCE.name)
-        options = MotionOptions(max_frames=frames, workers=workers)
+        options = MotionOptions(max_frames=frames, workers=workers, batch_size=batch_size)
         wall, cpu = time.perf_counter(), time.process_time()
         report = animate(reposer, source, video, out, options)
         return report, time.perf_counter() - wall, time.process_time() - cpu
@@ -95,9 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--video", default="single_cam02", help="demo video key (real_videos)")
     parser.add_argument("--threads", type=int, default=1, help="torch / ORT intra-op threads")
     parser.add_argument("--workers", type=int, default=2, help="streaming loop's workers")
-    parser.add_argument(
-        "--backends", nargs="+", default=["torch", "onnxruntime"], choices=["torch", "onnxruntime"]
-    )
+    parser.add_argument("--batch-size", type=int, default=8, help="frames per network batch")
+    parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     parser.add_argument("--append", action="store_true", help="append the table to BENCHMARKS.md")
     args = parser.parse_args(argv)
     video = ensure_real_videos(keys=[args.video])[args.video]
@@ -111,9 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     lines = [header]
     print(header, flush=True)
     notes = []
+    outputs: dict[tuple[str, str], Path] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for backend in args.backends:
-            pipeline = random_pipeline()
+            pipeline = random_pipeline(precision="bf16" if backend == "torch-bf16" else "fp32")
             if backend == "onnxruntime":
                 from posetransfer.infer.onnx_backend import OnnxEngine
 
@@ -122,12 +129,13 @@ def main(argv: list[str] | None = None) -> int:
                 )
             run_row(pipeline, video, 8, 0, Path(tmp) / "warm.mp4")  # warm-up (detector, ORT)
             base_cpu = None
-            outputs = {}
             for loop, workers in (("plain", 0), ("stream", args.workers)):
                 out = Path(tmp) / f"{backend}-{loop}.mp4"
                 load = os.getloadavg()[0]
-                report, wall, cpu = run_row(pipeline, video, args.frames, workers, out)
-                outputs[loop] = out
+                report, wall, cpu = run_row(
+                    pipeline, video, args.frames, workers, out, args.batch_size
+                )
+                outputs[backend, loop] = out
                 per_frame = cpu / report.frames
                 base_cpu = per_frame if base_cpu is None else base_cpu
                 line = (
@@ -138,17 +146,22 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 lines.append(line)
                 print(line, flush=True)
-            worst, mean = max_difference(outputs["plain"], outputs["stream"])
-            notes.append(
-                f"- {backend}: stream vs plain output frames (decoded MP4s): largest pixel "
-                f"difference {worst}, mean {mean:.4f} (0-255)"
-            )
-            print(notes[-1], flush=True)
+            pairs = [("stream vs plain", (backend, "stream"), (backend, "plain"))]
+            if backend == "torch-bf16" and ("torch", "stream") in outputs:
+                pairs.append(("bf16 vs float32", (backend, "stream"), ("torch", "stream")))
+            for what, a, b in pairs:
+                worst, mean = max_difference(outputs[a], outputs[b])
+                notes.append(
+                    f"- {backend}: {what} output frames (decoded MP4s): largest pixel "
+                    f"difference {worst}, mean {mean:.4f} (0-255)"
+                )
+                print(notes[-1], flush=True)
     body = "\n".join(
         [
             f"Video `{video.relative_to(ROOT)}`, first {args.frames} frames; source "
             f"`{SOURCE.relative_to(ROOT)}`; default networks at {SIZE[0]}x{SIZE[1]}, random "
-            f"weights; {args.threads} intra-op thread(s); {machine_info()}.",
+            f"weights; batches of {args.batch_size}; {args.threads} intra-op thread(s); "
+            f"{machine_info()}.",
             "",
             *lines,
             "",

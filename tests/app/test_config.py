@@ -32,6 +32,7 @@ def test_defaults_are_the_safe_ones() -> None:
         ({"port": -1}, "port must be in 0..65535"),
         ({"host": " "}, "host must not be empty"),
         ({"flow": "optical"}, "flow must be"),
+        ({"precision": "fp16"}, "precision must be 'fp32' or 'bf16'"),
         ({"max_upload_mb": 0}, "max_upload_mb must be > 0"),
         ({"max_video_frames": 0}, "max_video_frames must be >= 1"),
         ({"concurrency": 0}, "concurrency must be >= 1"),

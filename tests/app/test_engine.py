@@ -146,6 +146,16 @@ def test_a_photo_without_a_person_says_so(engine: Engine, tmp_path: Path) -> Non
         engine.target_from_photo(blank, "wall.png")
 
 
+def test_from_config_loads_the_run_at_the_configured_precision(tmp_path: Path) -> None:
+    fast = Engine.from_config(small_config(tmp_path, precision="bf16"), tmp_path, RUN)
+    plain = Engine.from_config(small_config(tmp_path), tmp_path, RUN)
+    try:
+        assert (fast.pipeline.precision, plain.pipeline.precision) == ("bf16", "fp32")
+    finally:
+        fast.close()
+        plain.close()
+
+
 def test_bad_flow_choice(engine: Engine) -> None:
     with pytest.raises(AppInputError, match="flow must be 'regressor' or '3d'"):
         engine.repose(PHOTO, "me.jpg", _pose(), "optical")

@@ -52,6 +52,8 @@ class AppConfig:
             ``make demo`` trains (``demo_out/runs/full`` or ``demo_out/work/runs/full``).
         which: Checkpoint of the run: ``"best"`` (else the latest) or ``"latest"``.
         device: ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
+        precision: ``"fp32"``, or ``"bf16"``: the networks in bfloat16 (about twice as fast
+            on CPUs with native bfloat16, slightly different images).
         host: Interface to listen on; the default is reachable from this machine only.
         port: TCP port; 0 picks a free one.
         flow: The flow path selected when the page opens (``"regressor"`` or ``"3d"``).
@@ -69,6 +71,7 @@ class AppConfig:
     checkpoint: str | None = None
     which: Literal["best", "latest"] = "best"
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["fp32", "bf16"] = "fp32"
     host: str = "127.0.0.1"
     port: int = 7860
     flow: Literal["regressor", "3d"] = "regressor"
@@ -86,6 +89,8 @@ class AppConfig:
             raise ConfigError(f"port must be in 0..65535 (0: any free port), got {self.port}")
         if not self.host.strip():
             raise ConfigError("host must not be empty (127.0.0.1 serves this machine only)")
+        if self.precision not in ("fp32", "bf16"):
+            raise ConfigError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
         if self.flow not in ("regressor", "3d"):
             raise ConfigError(f"flow must be 'regressor' or '3d', got {self.flow!r}")
         for name in ("max_upload_mb", "keep_minutes"):

@@ -134,7 +134,9 @@ class Engine:
         from posetransfer.runtime import resolve_device
 
         device = resolve_device(config.device)
-        pipeline = PoseTransferPipeline.from_run(checkpoint, config.which, device=device)
+        pipeline = PoseTransferPipeline.from_run(
+            checkpoint, config.which, device=device, precision=config.precision
+        )
         return cls(pipeline, config, workdir)
 
     @property
