@@ -7,12 +7,13 @@ person of ``tests/fixtures/real/single_cam01_f050.jpg``, at 256x176, for each ba
 torch with ``precision="bf16"``, ONNX Runtime) and each loop:
 
 ``plain``
-    ``MotionOptions(workers=0)``: decode and detect, smooth, then per batch of 8 the flow, the
+    ``MotionOptions(workers=0)``: decode and detect, smooth, then per batch (8 frames by default)
+    the flow, the
     render (generator, refiner, compositing) and the encoding, one after another;
 ``stream``
     the default (``workers=2``): decoding in a thread ahead of detection, then
     :mod:`posetransfer.infer.motion_stream` (source features once, two batches in the networks
-    at once, encoding in the calling thread).
+    at once, encoding in the calling thread; batches of 2 frames by default).
 
 Every row is one ``animate`` call with the networks at one intra-op thread (``--threads``), after
 a warm-up call. Printed per row: frames per second end to end (frames / wall time of the call),
@@ -28,7 +29,7 @@ The model is the default architecture (``configs/generator/default.yaml`` and th
 regressor) with **random weights**: speed does not depend on the weights.
 
 Usage: ``python benchmarks/video_throughput.py [--frames 48] [--backends torch torch-bf16
-onnxruntime] [--batch-size 8] [--append]``
+onnxruntime] [--batch-size N] [--append]``
 """
 
 from __future__ import annotations
@@ -48,7 +49,13 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from common import machine_info, record  # noqa: E402
 from posetransfer.infer.images import load_image  # noqa: E402
-from posetransfer.infer.motion import MotionOptions, MotionReport, animate  # noqa: E402
+from posetransfer.infer.motion import (  # noqa: E402
+    PLAIN_BATCH,
+    STREAM_BATCH,
+    MotionOptions,
+    MotionReport,
+    animate,
+)
 from posetransfer.infer.pipeline import PoseTransferPipeline  # noqa: E402
 from posetransfer.infer.repose import RePoseOptions, RePoser  # noqa: E402
 from posetransfer.infer.video import iter_frames  # noqa: E402
@@ -67,7 +74,7 @@ def run_row(
     frames: int,
     workers: int,
     out: Path,
-    batch_size: int = 8,
+    batch_size: int | None = None,
 ) -> tuple[MotionReport, float, float]:
     """One ``animate`` call: (report, wall seconds, process CPU seconds)."""
     with RePoser(pipeline, RePoseOptions()) as reposer:
@@ -102,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--video", default="single_cam02", help="demo video key (real_videos)")
     parser.add_argument("--threads", type=int, default=1, help="torch / ORT intra-op threads")
     parser.add_argument("--workers", type=int, default=2, help="streaming loop's workers")
-    parser.add_argument("--batch-size", type=int, default=8, help="frames per network batch")
+    parser.add_argument(
+        "--batch-size", type=int, help="frames per network batch (default: the MotionOptions one)"
+    )
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     parser.add_argument("--append", action="store_true", help="append the table to BENCHMARKS.md")
     args = parser.parse_args(argv)
@@ -156,11 +165,16 @@ def main(argv: list[str] | None = None) -> int:
                     f"difference {worst}, mean {mean:.4f} (0-255)"
                 )
                 print(notes[-1], flush=True)
+    batches = (
+        f"batches of {args.batch_size}"
+        if args.batch_size
+        else f"batches of {PLAIN_BATCH} (plain) and {STREAM_BATCH} (stream), the defaults"
+    )
     body = "\n".join(
         [
             f"Video `{video.relative_to(ROOT)}`, first {args.frames} frames; source "
             f"`{SOURCE.relative_to(ROOT)}`; default networks at {SIZE[0]}x{SIZE[1]}, random "
-            f"weights; batches of {args.batch_size}; {args.threads} intra-op thread(s); "
+            f"weights; {batches}; {args.threads} intra-op thread(s); "
             f"{machine_info()}.",
             "",
             *lines,

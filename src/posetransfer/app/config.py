@@ -60,7 +60,8 @@ class AppConfig:
         max_upload_mb: Largest upload (photo or video) in MiB; larger ones are refused.
         max_photo_pixels: Photos with more pixels are shrunk (aspect kept) while they are read.
         max_video_frames: Most driving-video frames used; a longer video is cut there.
-        batch_size: Video frames rendered per network call.
+        batch_size: Video frames rendered per network call (null: the fastest per frame,
+            ``posetransfer.infer.motion.MotionOptions``).
         concurrency: Model jobs (re-posing, detection, animation) running at the same time.
         queue_size: Jobs that may wait; more are refused with "the queue is full".
         temp_dir: Parent of the server's temporary folder (null: the system's); the folder holds
@@ -78,7 +79,7 @@ class AppConfig:
     max_upload_mb: float = 50.0
     max_photo_pixels: int = 4_000_000
     max_video_frames: int = 150
-    batch_size: int = 8
+    batch_size: int | None = None
     concurrency: int = 1
     queue_size: int = 16
     temp_dir: str | None = None
@@ -97,7 +98,7 @@ class AppConfig:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
         for name in ("max_photo_pixels", "max_video_frames", "batch_size", "concurrency"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         if self.queue_size < 1:
             raise ConfigError(f"queue_size must be >= 1, got {self.queue_size}")

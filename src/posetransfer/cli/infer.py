@@ -66,7 +66,7 @@ class InferConfig:
         which: Checkpoint of the run: ``"best"`` (else the latest) or ``"latest"``.
         flow: ``"regressor"`` (the run's) or ``"3d"`` (fit the body model to both poses and
             render the pair, as the synthesis stage).
-        batch_size: Pairs per forward pass (pair lists).
+        batch_size: Pairs per forward pass (pair lists; a video's: ``video.batch_size``).
         num_workers: Data-loading processes (pair lists).
         device: ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
         backend: ``"torch"`` or ``"onnxruntime"`` (ONNX Runtime on the CPU; the ``onnx`` extra).
@@ -120,7 +120,8 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     add("--side-by-side", action="store_true", default=None, help="sets video.side_by_side=true")
     add("--flow", choices=("regressor", "3d"), help="flow source (sets flow)")
     add("--which", choices=("best", "latest"), help="checkpoint (sets which)")
-    add("--batch-size", type=positive_int, metavar="N", help="sets batch_size")
+    add("--batch-size", type=positive_int, metavar="N",
+        help="sets batch_size (pair lists; videos: video.batch_size)")  # fmt: skip
     add("--backend", choices=BACKENDS, help="sets backend (onnxruntime: the CPU)")
     add("--precision", choices=PRECISIONS,
         help="sets precision (bf16: torch backend, ~2x faster with native bfloat16)")  # fmt: skip
@@ -175,7 +176,7 @@ def _run(args: argparse.Namespace, cfg: InferConfig) -> int:
             raise ValueError("photo mode needs --target T (a photo, pose or video)")
         set_torch_threads(args.threads)
         pipeline = _load(args, cfg)
-        return run_photo(args, pipeline, cfg.flow, cfg.photo, cfg.video, cfg.batch_size)
+        return run_photo(args, pipeline, cfg.flow, cfg.photo, cfg.video)
     pair_mode = _pair_mode(args)
     set_torch_threads(args.threads)
     if not pair_mode:  # cheap checks before loading anything

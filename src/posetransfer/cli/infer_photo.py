@@ -79,6 +79,8 @@ class VideoConfig:
         beta: One-Euro speed coefficient.
         retarget: Give the driving skeleton the source person's scale, position and bones.
         side_by_side: Write ``driving | output`` frames.
+        batch_size: Frames per network call (null: the fastest per frame,
+            ``posetransfer.infer.motion.MotionOptions``).
     """
 
     every: int = 1
@@ -88,6 +90,7 @@ class VideoConfig:
     beta: float = DEFAULT_BETA
     retarget: bool = True
     side_by_side: bool = False
+    batch_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.every < 1 or (self.max_frames is not None and self.max_frames < 1):
@@ -95,6 +98,8 @@ class VideoConfig:
                 f"video.every and video.max_frames must be >= 1, got {self.every}, "
                 f"{self.max_frames}"
             )
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ConfigError(f"video.batch_size must be >= 1 or null, got {self.batch_size}")
 
 
 TargetKind = Literal["photo", "video", "pose"]
@@ -130,7 +135,6 @@ def run_photo(
     flow: Literal["regressor", "3d"],
     photo: PhotoConfig,
     video: VideoConfig,
-    batch_size: int,
 ) -> int:
     """Re-pose ``args.source`` into ``args.target`` (or ``--target-pose``) and write the output.
 
@@ -152,7 +156,7 @@ def run_photo(
     with RePoser(pipeline, options) as reposer:
         person = reposer.source(image, source_pose, name=str(args.source))
         if kind == "video":
-            return _animate(reposer, person, Path(spec), out, video, batch_size)
+            return _animate(reposer, person, Path(spec), out, video)
         if kind == "photo":
             target = reposer.target_pose(load_image(spec), name=spec)
         else:
@@ -170,13 +174,13 @@ def _animate(
     video: Path,
     out: Path,
     cfg: VideoConfig,
-    batch_size: int,
 ) -> int:
     from posetransfer.infer.motion import MotionOptions, animate
 
     options = MotionOptions(
         every=cfg.every, max_frames=cfg.max_frames, smooth=cfg.smooth, min_cutoff=cfg.min_cutoff,
-        beta=cfg.beta, retarget=cfg.retarget, side_by_side=cfg.side_by_side, batch_size=batch_size,
+        beta=cfg.beta, retarget=cfg.retarget, side_by_side=cfg.side_by_side,
+        batch_size=cfg.batch_size,
     )  # fmt: skip
     bar = None
     if sys.stderr.isatty():

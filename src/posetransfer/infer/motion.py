@@ -46,9 +46,23 @@ from posetransfer.infer.video import VideoWriter, iter_frames, video_info
 from posetransfer.infer.workers import StageClock, prefetch
 from posetransfer.pose.keypoints import Pose, stack_poses
 
-__all__ = ["MotionOptions", "MotionReport", "animate", "body_flows", "driving_poses"]
+__all__ = [
+    "PLAIN_BATCH",
+    "STREAM_BATCH",
+    "MotionOptions",
+    "MotionReport",
+    "animate",
+    "body_flows",
+    "driving_poses",
+]
 
 logger = logging.getLogger(__name__)
+
+#: Frames per network call of the streaming loop: smaller batches stay in the CPU's caches
+#: (256x176, 2 workers: 2 frames per batch took 12-14% less CPU per frame than 8).
+STREAM_BATCH = 2
+#: Frames per call of the plain loop and of the 3D-body flow's batched fits.
+PLAIN_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -65,7 +79,10 @@ class MotionOptions:
         retarget: Map the driving skeleton onto the source person (scale, position, bone
             lengths); otherwise the driving person is framed as a whole.
         side_by_side: Write ``driving | output`` frames.
-        batch_size: Frames rendered per network call.
+        batch_size: Frames rendered per network call; None: :data:`STREAM_BATCH` for the
+            streaming loop (the least CPU per frame at 256x176 on every backend,
+            ``BENCHMARKS.md``), :data:`PLAIN_BATCH` for the plain loop and the 3D-body flow
+            (whose body fits are batched).
         workers: Batches rendered at once (threads) by the streaming loop; 0: the plain loop.
     """
 
@@ -76,11 +93,12 @@ class MotionOptions:
     beta: float = DEFAULT_BETA
     retarget: bool = True
     side_by_side: bool = False
-    batch_size: int = 8
+    batch_size: int | None = None
     workers: int = 2
 
     def __post_init__(self) -> None:
-        if self.every < 1 or self.batch_size < 1 or self.workers < 0:
+        batch = 1 if self.batch_size is None else self.batch_size
+        if self.every < 1 or batch < 1 or self.workers < 0:
             raise ValueError(
                 f"every and batch_size must be >= 1, workers >= 0, got {self.every}, "
                 f"{self.batch_size}, {self.workers}"
@@ -321,8 +339,9 @@ def _stream(
     """Step 5 by the streaming loop (:mod:`~posetransfer.infer.motion_stream`)."""
     clock = StageClock()
     renderer = StreamRenderer(reposer, source, clock)
-    driving = prefetch(driving, 2 * opts.batch_size, name="decode") if driving else None
-    batches = (batch for _, batch in _batches(targets, opts.batch_size))
+    size = STREAM_BATCH if opts.batch_size is None else opts.batch_size
+    driving = prefetch(driving, 2 * size, name="decode") if driving else None
+    batches = (batch for _, batch in _batches(targets, size))
     with contextlib.ExitStack() as stack:
         if driving is not None:
             stack.callback(driving.close)  # type: ignore[attr-defined]
@@ -358,7 +377,8 @@ def _plain(
     clock = _Clock(report.seconds, report.cpu_seconds)
     source_fit, last = None, None
     with VideoWriter(report.output, fps) as writer:
-        for offset, batch in _batches(targets, opts.batch_size):
+        size = PLAIN_BATCH if opts.batch_size is None else opts.batch_size
+        for offset, batch in _batches(targets, size):
             start = clock.start()
             if reposer.options.flow == "3d":
                 flow, vis, failed, source_fit = body_flows(
