@@ -172,6 +172,25 @@ def test_sequence_tracks_frames_and_gives_none_without_a_person() -> None:
         assert_close_to_reference(det.pose, (SINGLE[0], 0))
 
 
+def test_sequence_on_two_landmarkers_gives_the_frames_in_order_and_the_same_people() -> None:
+    images = [load_image(FIXTURES / name) for name in SINGLE]
+    blank = np.full_like(images[0], 90)
+    frames = [images[0], images[0], blank, *images, images[-1]]
+    one = list(detect_sequence(iter(frames), fps=10.0, name="clip"))
+    two = list(detect_sequence(iter(frames), fps=10.0, name="clip", workers=2))
+    assert [d is None for d in two] == [d is None for d in one] == [
+        False, False, True, *([False] * (len(images) + 1))
+    ]  # fmt: skip
+    for a, b in zip(one, two, strict=True):
+        if a is not None and b is not None:
+            np.testing.assert_allclose(b.pose.xy, a.pose.xy, atol=0.5)
+            np.testing.assert_array_equal(b.pose.valid, a.pose.valid)
+    for index, name in enumerate(SINGLE):  # each frame's own person, in order
+        assert_close_to_reference(two[3 + index].pose, (name, 0))
+    with pytest.raises(ValueError, match="workers must be a positive integer"):
+        list(detect_sequence(frames, workers=0))
+
+
 def test_sequence_person_index_beyond_those_found_gives_none() -> None:
     image = load_image(FIXTURES / SINGLE[0])
     assert list(detect_sequence([image], person=1)) == [None]

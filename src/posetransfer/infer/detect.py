@@ -21,8 +21,11 @@ has its centre at ``(j + 0.5, i + 0.5)``). Points outside the image are marked i
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final
@@ -305,12 +308,20 @@ def detect_sequence(
     fps: float = 30.0,
     person: int = 0,
     name: str = "video",
+    workers: int = 1,
 ) -> Iterator[Detection | None]:
     """Detect people in consecutive video frames, tracking them from frame to frame.
 
     The landmarker runs in video mode (the Tasks counterpart of the legacy
     ``static_image_mode=False``): after a person is found, the next frame's search starts from
-    their landmarks, and the person detector runs again only when tracking is lost.
+    their landmarks, and the person detector runs again only when tracking is lost or fewer than
+    ``config.num_poses`` people are tracked (with the default 4, on every frame of a video of
+    one or two people).
+
+    With ``workers > 1`` that many landmarkers run in threads (MediaPipe releases the GIL), frame
+    ``i`` going to landmarker ``i % workers`` with its own timestamps, so each one tracks every
+    ``workers``-th frame. On the demo videos (one person, the detector on every frame) the
+    keypoints equal one landmarker's; where ``num_poses`` people are tracked they may differ.
 
     Args:
         frames: ``(H, W, 3)`` uint8 RGB frames in order (e.g. from ``infer.video.iter_frames``).
@@ -319,6 +330,7 @@ def detect_sequence(
             video, pass the video's fps divided by ``K``.
         person: Which person by size in each frame (0: the largest).
         name: What to call the video in messages.
+        workers: Landmarkers running at once (>= 1).
 
     Yields:
         One item per frame: the detection, or None when the frame has no such person.
@@ -330,18 +342,16 @@ def detect_sequence(
         raise ValueError(f"fps must be positive, got {fps!r}")
     if isinstance(person, bool) or not isinstance(person, int) or person < 0:
         raise ValueError(f"person must be a non-negative index, got {person!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
     missing = crowded = 0
-    timestamp = -1
-    with PoseDetector(config, video=True) as detector:
-        for index, frame in enumerate(frames):
-            timestamp = max(timestamp + 1, round(index * 1000.0 / fps))  # strictly increasing
-            found = detector.detect_all(frame, f"{name} frame {index}", timestamp_ms=timestamp)
-            crowded += len(found) > 1
-            if len(found) <= person:
-                missing += 1
-                yield None
-            else:
-                yield found[person]
+    for found in _detect_frames(frames, config, fps, name, workers):
+        crowded += len(found) > 1
+        if len(found) <= person:
+            missing += 1
+            yield None
+        else:
+            yield found[person]
     if crowded:
         logger.warning("%s: %d frame(s) showed several people; used person %d by size",
                        name, crowded, person)  # fmt: skip
@@ -349,7 +359,43 @@ def detect_sequence(
         logger.warning("%s: %d frame(s) without person %d", name, missing, person)
 
 
-# ------------------------------------------------------------------------------------ helpers
+def _detect_frames(
+    frames: Iterable[np.ndarray],
+    config: DetectorConfig | None,
+    fps: float,
+    name: str,
+    workers: int,
+) -> Iterator[list[Detection]]:
+    """Every person in each frame, in frame order, on ``workers`` video-mode landmarkers."""
+    with contextlib.ExitStack() as stack:
+        detectors = [stack.enter_context(PoseDetector(config, video=True)) for _ in range(workers)]
+        last = [-1] * workers  # each landmarker's last timestamp
+
+        def detect(index: int, frame: np.ndarray) -> list[Detection]:
+            k = index % workers
+            last[k] = max(last[k] + 1, round(index * 1000.0 / fps))  # strictly increasing
+            return detectors[k].detect_all(frame, f"{name} frame {index}", timestamp_ms=last[k])
+
+        if workers == 1:
+            for index, frame in enumerate(frames):
+                yield detect(index, frame)
+            return
+        # One single-thread executor per landmarker keeps its frames in order.
+        pools = [
+            stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix=f"detect{k}"))
+            for k in range(workers)
+        ]
+        pending: deque[Future[list[Detection]]] = deque()
+        try:
+            for index, frame in enumerate(frames):
+                pending.append(pools[index % workers].submit(detect, index, frame))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def _pick(found: list[Detection], person: int, name: str) -> Detection:

@@ -84,6 +84,8 @@ class MotionOptions:
             ``BENCHMARKS.md``), :data:`PLAIN_BATCH` for the plain loop and the 3D-body flow
             (whose body fits are batched).
         workers: Batches rendered at once (threads) by the streaming loop; 0: the plain loop.
+        detect_workers: Pose landmarkers running at once on the driving frames (None: 2 with
+            the streaming loop, 1 with the plain loop; see ``detect.detect_sequence``).
     """
 
     every: int = 1
@@ -95,9 +97,12 @@ class MotionOptions:
     side_by_side: bool = False
     batch_size: int | None = None
     workers: int = 2
+    detect_workers: int | None = None
 
     def __post_init__(self) -> None:
         batch = 1 if self.batch_size is None else self.batch_size
+        if self.detect_workers is not None and self.detect_workers < 1:
+            raise ValueError(f"detect_workers must be >= 1 or None, got {self.detect_workers}")
         if self.every < 1 or batch < 1 or self.workers < 0:
             raise ValueError(
                 f"every and batch_size must be >= 1, workers >= 0, got {self.every}, "
@@ -177,10 +182,12 @@ def driving_poses(
     detector_config: Any = None,
     person: int = 0,
     prefetch_frames: int = 0,
+    workers: int = 1,
 ) -> tuple[list[Pose | None], float, tuple[int, int]]:
     """Detect the driving person in every ``every``-th frame.
 
-    With ``prefetch_frames > 0`` a thread decodes up to that many frames ahead of the detector.
+    With ``prefetch_frames > 0`` a thread decodes up to that many frames ahead of the detector;
+    ``workers`` landmarkers detect at once (``detect.detect_sequence``).
     The detector computes no segmentation masks (``DetectorConfig.masks``): only the keypoints
     are used, and they are the same without them.
 
@@ -197,7 +204,9 @@ def driving_poses(
     if prefetch_frames > 0:
         decoded = prefetch(decoded, prefetch_frames, name="decode")
     frames = (frame for _, frame in decoded)
-    found = detect_sequence(frames, config, fps=fps, person=person, name=str(video))
+    found = detect_sequence(
+        frames, config, fps=fps, person=person, name=str(video), workers=workers
+    )
     poses = [None if d is None else d.pose for d in found]
     return poses, fps, (info.height, info.width)
 
@@ -295,9 +304,10 @@ def animate(
     stream = opts.workers >= 1 and reposer.options.flow == "regressor"
     clock = _Clock(report.seconds, report.cpu_seconds)
     start = clock.start()
+    detect_workers = opts.detect_workers or (2 if stream else 1)
     poses, fps, _ = driving_poses(
         video, opts.every, opts.max_frames, detector_config=reposer.detector_config,
-        person=person, prefetch_frames=8 if stream else 0,
+        person=person, prefetch_frames=8 if stream else 0, workers=detect_workers,
     )  # fmt: skip
     clock.add("detect", start)
     report.fps, report.missing_frames = fps, [i for i, p in enumerate(poses) if p is None]
