@@ -29,7 +29,7 @@ The model is the default architecture (``configs/generator/default.yaml`` and th
 regressor) with **random weights**: speed does not depend on the weights.
 
 Usage: ``python benchmarks/video_throughput.py [--frames 48] [--backends torch torch-bf16
-onnxruntime] [--batch-size N] [--append]``
+onnxruntime] [--batch-size N] [--detect-workers 1] [--append]``
 """
 
 from __future__ import annotations
@@ -75,11 +75,14 @@ def run_row(
     workers: int,
     out: Path,
     batch_size: int | None = None,
+    detect_workers: int = 1,
 ) -> tuple[MotionReport, float, float]:
     """One ``animate`` call: (report, wall seconds, process CPU seconds)."""
     with RePoser(pipeline, RePoseOptions()) as reposer:
         source = reposer.source(load_image(SOURCE), name=SOURCE.name)
-        options = MotionOptions(max_frames=frames, workers=workers, batch_size=batch_size)
+        options = MotionOptions(
+            max_frames=frames, workers=workers, batch_size=batch_size, detect_workers=detect_workers
+        )
         wall, cpu = time.perf_counter(), time.process_time()
         report = animate(reposer, source, video, out, options)
         return report, time.perf_counter() - wall, time.process_time() - cpu
@@ -112,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--batch-size", type=int, help="frames per network batch (default: the MotionOptions one)"
     )
+    parser.add_argument(
+        "--detect-workers", type=int, default=1, help="landmarkers at once (stream rows)"
+    )
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     parser.add_argument("--append", action="store_true", help="append the table to BENCHMARKS.md")
     args = parser.parse_args(argv)
@@ -141,8 +147,9 @@ def main(argv: list[str] | None = None) -> int:
             for loop, workers in (("plain", 0), ("stream", args.workers)):
                 out = Path(tmp) / f"{backend}-{loop}.mp4"
                 load = os.getloadavg()[0]
+                detect = args.detect_workers if workers else 1
                 report, wall, cpu = run_row(
-                    pipeline, video, args.frames, workers, out, args.batch_size
+                    pipeline, video, args.frames, workers, out, args.batch_size, detect
                 )
                 outputs[backend, loop] = out
                 per_frame = cpu / report.frames
@@ -174,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         [
             f"Video `{video.relative_to(ROOT)}`, first {args.frames} frames; source "
             f"`{SOURCE.relative_to(ROOT)}`; default networks at {SIZE[0]}x{SIZE[1]}, random "
-            f"weights; {batches}; {args.threads} intra-op thread(s); "
+            f"weights; {batches}; {args.detect_workers} landmarker(s) in the stream rows; "
+            f"{args.threads} intra-op thread(s); "
             f"{machine_info()}.",
             "",
             *lines,

@@ -118,6 +118,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     add("--every", type=positive_int, metavar="K", help="sets video.every")
     add("--max-frames", type=positive_int, metavar="N", help="sets video.max_frames")
     add("--side-by-side", action="store_true", default=None, help="sets video.side_by_side=true")
+    add("--detect-workers", type=positive_int, metavar="N", help="sets video.detect_workers")
     add("--flow", choices=("regressor", "3d"), help="flow source (sets flow)")
     add("--which", choices=("best", "latest"), help="checkpoint (sets which)")
     add("--batch-size", type=positive_int, metavar="N",
@@ -140,6 +141,7 @@ def _configure(args: argparse.Namespace, cfg: InferConfig) -> InferConfig:
         "video.every": args.every,
         "video.max_frames": args.max_frames,
         "video.side_by_side": args.side_by_side,
+        "video.detect_workers": args.detect_workers,
     }
     return with_flags(cfg, {**flags, **photo})
 

@@ -81,6 +81,8 @@ class VideoConfig:
         side_by_side: Write ``driving | output`` frames.
         batch_size: Frames per network call (null: the fastest per frame,
             ``posetransfer.infer.motion.MotionOptions``).
+        detect_workers: Pose landmarkers at once on the driving frames (2: the detection in
+            half the wall time on 2 cores; each then tracks every other frame).
     """
 
     every: int = 1
@@ -91,6 +93,7 @@ class VideoConfig:
     retarget: bool = True
     side_by_side: bool = False
     batch_size: int | None = None
+    detect_workers: int = 1
 
     def __post_init__(self) -> None:
         if self.every < 1 or (self.max_frames is not None and self.max_frames < 1):
@@ -100,6 +103,8 @@ class VideoConfig:
             )
         if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"video.batch_size must be >= 1 or null, got {self.batch_size}")
+        if self.detect_workers < 1:
+            raise ConfigError(f"video.detect_workers must be >= 1, got {self.detect_workers}")
 
 
 TargetKind = Literal["photo", "video", "pose"]
@@ -180,7 +185,7 @@ def _animate(
     options = MotionOptions(
         every=cfg.every, max_frames=cfg.max_frames, smooth=cfg.smooth, min_cutoff=cfg.min_cutoff,
         beta=cfg.beta, retarget=cfg.retarget, side_by_side=cfg.side_by_side,
-        batch_size=cfg.batch_size,
+        batch_size=cfg.batch_size, detect_workers=cfg.detect_workers,
     )  # fmt: skip
     bar = None
     if sys.stderr.isatty():

@@ -314,14 +314,13 @@ def detect_sequence(
 
     The landmarker runs in video mode (the Tasks counterpart of the legacy
     ``static_image_mode=False``): after a person is found, the next frame's search starts from
-    their landmarks, and the person detector runs again only when tracking is lost or fewer than
-    ``config.num_poses`` people are tracked (with the default 4, on every frame of a video of
-    one or two people).
+    their landmarks, and the person detector runs again when tracking is lost.
 
     With ``workers > 1`` that many landmarkers run in threads (MediaPipe releases the GIL), frame
     ``i`` going to landmarker ``i % workers`` with its own timestamps, so each one tracks every
-    ``workers``-th frame. On the demo videos (one person, the detector on every frame) the
-    keypoints equal one landmarker's; where ``num_poses`` people are tracked they may differ.
+    ``workers``-th frame. On the Pose2Sim single-person demo video the keypoints equal one
+    landmarker's; on the Sports2D demo (a moving camera, two people) 11 of 230 frames followed
+    another person or pose (median keypoint distance > 10 px) and 2 fewer frames found one.
 
     Args:
         frames: ``(H, W, 3)`` uint8 RGB frames in order (e.g. from ``infer.video.iter_frames``).
