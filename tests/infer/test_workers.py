@@ -6,10 +6,11 @@ import random
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 
-from posetransfer.infer.workers import StageClock, ordered_map, prefetch
+from posetransfer.infer.workers import StageClock, ordered_futures, ordered_map, prefetch
 
 
 def test_prefetch_yields_every_item_in_order_from_another_thread() -> None:
@@ -139,3 +140,29 @@ def test_stage_clock_adds_wall_and_cpu_time_per_stage_from_threads() -> None:
         t.join()
     assert clock.cpu["busy"] >= 0.06 and clock.wall["busy"] >= 0.06
     assert clock.wall["idle"] >= 0.06 and clock.cpu["idle"] < 0.03
+
+
+def test_ordered_futures_keeps_input_order_over_executors_and_bounds_what_is_pending() -> None:
+    started: list[int] = []
+
+    def slow(index: int) -> int:
+        time.sleep(random.Random(index).uniform(0.0, 0.01))
+        return index * 10
+
+    pools = [ThreadPoolExecutor(1) for _ in range(3)]
+    try:
+
+        def submit(index: int, item: int) -> Future[int]:
+            started.append(index)
+            return pools[index % 3].submit(slow, item)
+
+        taken = []
+        for result in ordered_futures(submit, range(12), depth=4):
+            taken.append(result)
+            assert len(started) - len(taken) <= 3  # at most `depth` pending, one just taken
+        assert taken == [i * 10 for i in range(12)]
+    finally:
+        for pool in pools:
+            pool.shutdown()
+    with pytest.raises(ValueError, match="depth must be >= 1"):
+        list(ordered_futures(submit, [1], depth=0))

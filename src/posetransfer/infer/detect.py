@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final
@@ -41,6 +40,7 @@ from posetransfer.infer.pose_backend import (
     create_landmarker,
     import_mediapipe,
 )
+from posetransfer.infer.workers import ordered_futures
 from posetransfer.io import check_rgb
 from posetransfer.pose.keypoints import BLAZEPOSE33_INDEX, Pose
 
@@ -388,17 +388,11 @@ def _detect_frames(
             stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix=f"detect{k}"))
             for k in range(workers)
         ]
-        pending: deque[Future[list[Detection]]] = deque()
-        try:
-            for index, frame in enumerate(frames):
-                pending.append(pools[index % workers].submit(detect, index, frame))
-                if len(pending) >= 2 * workers:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()
+        yield from ordered_futures(
+            lambda index, frame: pools[index % workers].submit(detect, index, frame),
+            frames,
+            depth=2 * workers,
+        )
 
 
 def _pick(found: list[Detection], person: int, name: str) -> Detection:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar, cast
 
-__all__ = ["StageClock", "ordered_map", "prefetch"]
+__all__ = ["StageClock", "ordered_futures", "ordered_map", "prefetch"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -141,12 +141,35 @@ def ordered_map(
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     depth = max(workers, depth if depth is not None else 2 * workers)
-    pending: deque[Future[R]] = deque()
-    source = iter(items)
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="posetransfer-worker")
     try:
-        for item in source:
-            pending.append(executor.submit(fn, item))
+        yield from ordered_futures(lambda _, item: executor.submit(fn, item), items, depth)
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def ordered_futures(
+    submit: Callable[[int, T], Future[R]], items: Iterable[T], depth: int
+) -> Iterator[R]:
+    """The results of ``submit(index, item)`` for each item, in input order.
+
+    At most ``depth`` futures are pending; those not taken when the consumer stops (or fails)
+    are cancelled. The caller owns the executors ``submit`` uses.
+
+    Args:
+        submit: Starts the work of item ``index`` and returns its future.
+        items: The inputs, consumed in the calling thread as results are taken.
+        depth: Most futures pending (>= 1).
+
+    Yields:
+        Each future's result, in input order (its exception is raised there).
+    """
+    if depth < 1:
+        raise ValueError(f"depth must be >= 1, got {depth}")
+    pending: deque[Future[R]] = deque()
+    try:
+        for index, item in enumerate(items):
+            pending.append(submit(index, item))
             if len(pending) >= depth:
                 yield pending.popleft().result()
         while pending:
@@ -154,4 +177,3 @@ def ordered_map(
     finally:
         for future in pending:
             future.cancel()
-        executor.shutdown(wait=True, cancel_futures=True)
