@@ -457,7 +457,7 @@ def _check_precision(precision: str, device: torch.device, onnx: bool) -> Precis
                 "precision bf16: this %s has no native bfloat16 (AVX512-BF16 or AMX), so it "
                 "is emulated and slower than fp32", device.type,
             )  # fmt: skip
-    return precision  # type: ignore[return-value]  # checked above
+    return precision
 
 
 def _float32(out: GeneratorOutput) -> GeneratorOutput:
