@@ -135,8 +135,8 @@ def test_bf16_precision_runs_the_networks_in_bfloat16_and_returns_float32(
         PoseTransferPipeline.from_run(env.run, precision="fp16")  # type: ignore[arg-type]
 
     # Emulated bfloat16 is allowed, with a warning that it is slow.
-    monkeypatch.setattr("posetransfer.infer.pipeline.native_bf16", lambda device: False)
-    with caplog.at_level("WARNING", logger="posetransfer.infer.pipeline"):
+    monkeypatch.setattr("posetransfer.infer.precision.native_bf16", lambda device: False)
+    with caplog.at_level("WARNING", logger="posetransfer.infer.precision"):
         PoseTransferPipeline.from_run(env.run, precision="bf16")
     assert "no native bfloat16" in caplog.text
 

@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
+from posetransfer.infer.body_flow import body_flows
 from posetransfer.infer.framing import Frame, box_from_pose
 from posetransfer.infer.motion_stream import StreamRenderer, render_stream, side_by_side
 from posetransfer.infer.repose import RePoser, SourcePerson
@@ -44,7 +44,7 @@ from posetransfer.infer.retarget import retarget_sequence
 from posetransfer.infer.smoothing import DEFAULT_BETA, DEFAULT_MIN_CUTOFF, smooth_poses
 from posetransfer.infer.video import VideoWriter, iter_frames, video_info
 from posetransfer.infer.workers import StageClock, prefetch
-from posetransfer.pose.keypoints import Pose, stack_poses
+from posetransfer.pose.keypoints import Pose
 
 __all__ = [
     "PLAIN_BATCH",
@@ -211,44 +211,6 @@ def driving_poses(
     )
     poses = [None if d is None else d.pose for d in found]
     return poses, fps, (info.height, info.width)
-
-
-def body_flows(
-    model: Any, source: Pose, targets: Sequence[Pose], size: tuple[int, int], source_fit: Any = None
-) -> tuple[torch.Tensor, torch.Tensor, list[int], Any]:
-    """3D-body flows for many targets of one source: the source is fitted once.
-
-    Args:
-        model: The body model.
-        source: Source keypoints in the model frame.
-        targets: Target keypoints in the model frame.
-        size: ``(h, w)`` of the frame.
-        source_fit: The source's fit from an earlier call (None: fit it now).
-
-    Returns:
-        ``(flow (B, 2, h, w), visibility (B, h, w), failed target indices, source_fit)``; a
-        failed target's flow is zero and all BACKGROUND.
-    """
-    from posetransfer.body.fitting import fit_keypoints
-    from posetransfer.infer.pipeline import PoseInputError
-    from posetransfer.render.bodies import render_body_flow
-
-    if source_fit is None:
-        xy, valid = stack_poses([source])
-        source_fit = fit_keypoints(model, xy, valid, size)
-        if source_fit.camera.isnan().any():
-            raise PoseInputError(f"source pose: the body fit failed: {source_fit.reason[0]}")
-    xy, valid = stack_poses(list(targets))
-    fits = fit_keypoints(model, xy, valid, size)
-    failed = [i for i in range(len(targets)) if fits.camera[i].isnan().any()]
-    ok = [i for i in range(len(targets)) if i not in failed]
-    flow = torch.zeros(len(targets), 2, *size)
-    vis = torch.full((len(targets), *size), 2, dtype=torch.long)  # Visibility.BACKGROUND
-    if ok:
-        src, tgt = source_fit.select([0] * len(ok)), fits.select(ok)
-        field_ = render_body_flow(model, src.params, src.camera, tgt.params, tgt.camera, size)
-        flow[ok], vis[ok] = field_.flow, field_.visibility.long()
-    return flow, vis, failed, source_fit
 
 
 def _frame_targets(

@@ -22,7 +22,6 @@ Pose files, pair lists and output files are in :mod:`posetransfer.infer.inputs`.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 from collections.abc import Sequence
@@ -33,6 +32,14 @@ from typing import TYPE_CHECKING, Literal
 import torch
 
 from posetransfer.config import load_config
+from posetransfer.infer.body_flow import MIN_VALID_KEYPOINTS, PoseInputError, body_flow, check_pose
+from posetransfer.infer.precision import (
+    PRECISIONS,
+    Precision,
+    check_precision,
+    float32_output,
+    native_bf16,
+)
 from posetransfer.models.flow_regressor import FlowRegressor
 from posetransfer.models.generator import GeneratorOutput, PoseTransferGenerator
 from posetransfer.models.generator_inputs import condition_from_prediction
@@ -49,8 +56,6 @@ from posetransfer.train.generator_config import (
 )
 
 if TYPE_CHECKING:
-    from posetransfer.body.anny_model import BodyModel
-    from posetransfer.body.fitting import FitConfig
     from posetransfer.infer.onnx_backend import OnnxEngine
 
 __all__ = [
@@ -66,44 +71,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Fewest valid keypoints a pose needs (the body fit's minimum; fewer cannot place a person).
-MIN_VALID_KEYPOINTS = 4
-
 #: Where the networks run: torch, or ONNX Runtime on an exported model (the ``onnx`` extra).
 Backend = Literal["torch", "onnxruntime"]
 BACKENDS: tuple[Backend, ...] = ("torch", "onnxruntime")
-
-#: Arithmetic of the torch networks: float32, or bfloat16 under ``torch.autocast``.
-Precision = Literal["fp32", "bf16"]
-PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16")
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether ``device`` computes bfloat16 natively (else autocast emulates it, slowly)."""
-    if device.type == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
-    cpu = getattr(torch, "cpu", None)
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
-
-
-class PoseInputError(ValueError):
-    """A pose given for inference is unusable (too few keypoints, wrong shape)."""
-
-
-def check_pose(pose: Pose, what: str, min_valid: int = MIN_VALID_KEYPOINTS) -> Pose:
-    """Return ``pose`` if it has at least ``min_valid`` valid keypoints.
-
-    Raises:
-        PoseInputError: Naming ``what`` (e.g. the pose file) and the count.
-    """
-    if not isinstance(pose, Pose):
-        raise PoseInputError(f"{what}: expected a Pose, got {type(pose).__name__}")
-    if pose.num_valid < min_valid:
-        raise PoseInputError(
-            f"{what}: has {pose.num_valid} valid keypoints, at least {min_valid} are needed"
-        )
-    return pose
 
 
 def _resolve_run(path: str | os.PathLike[str], which: str) -> tuple[Path, Path]:
@@ -170,7 +140,7 @@ class PoseTransferPipeline:
         if generator is None and engine is None:
             raise ValueError("a pipeline needs a generator or an ONNX engine")
         self.cfg, self.device, self.engine = cfg, torch.device(device), engine
-        self.precision = _check_precision(precision, self.device, engine is not None)
+        self.precision = check_precision(precision, self.device, engine is not None)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.nets = _Networks(generator, refiner, flow_net, flow_pose_map)
         for net in (generator, refiner, flow_net):
@@ -218,7 +188,7 @@ class PoseTransferPipeline:
         """
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        _check_precision(precision, torch.device(device), backend == "onnxruntime")
+        check_precision(precision, torch.device(device), backend == "onnxruntime")
         if backend == "onnxruntime" and torch.device(device).type != "cpu":
             raise ValueError(f"the onnxruntime backend runs on the CPU, not {device}")
         if Path(run_dir).suffix == ".onnx":
@@ -317,7 +287,7 @@ class PoseTransferPipeline:
         assert nets.generator is not None  # only an engine's pipeline has none
         with self._autocast():
             out = transfer(nets.generator, nets.refiner, x_src, maps_tgt, flow_px, vis, background)
-        return _float32(out)
+        return float32_output(out)
 
     @torch.no_grad()
     def predict_flow(
@@ -389,82 +359,3 @@ class PoseTransferPipeline:
                 check_pose(pose, f"{role} pose {i}")
         (src_xy, src_valid), (tgt_xy, tgt_valid) = (stack_poses(p) for p in lists)
         return self.run(x_src, src_xy, src_valid, tgt_xy, tgt_valid, flow, background)
-
-
-def body_flow(
-    model: BodyModel,
-    poses_src: Sequence[Pose],
-    poses_tgt: Sequence[Pose],
-    size: tuple[int, int],
-    fit: FitConfig | None = None,
-    depth_tolerance_m: float | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flow and visibility from the synthesis stage: fit the body to each pose, render pairs.
-
-    Both poses of a pair are fitted with the same default body shape; the target body's pixels
-    are matched to the source body's (:func:`posetransfer.render.bodies.render_body_flow`).
-
-    Args:
-        model: The body model (:func:`posetransfer.body.load_body_model`).
-        poses_src: ``B`` source poses in the images' pixel frame.
-        poses_tgt: ``B`` target poses.
-        size: ``(H, W)`` of the images.
-        fit: Keypoint-fit settings (default ``FitConfig()``).
-        depth_tolerance_m: Occlusion tolerance in metres (default: the renderer's).
-
-    Returns:
-        ``(flow (B, 2, H, W), visibility (B, H, W))`` on the CPU.
-
-    Raises:
-        PoseInputError: A pose that could not be fitted (too few keypoints, NaN).
-    """
-    from posetransfer.body.fitting import fit_keypoints
-    from posetransfer.render.bodies import render_body_flow
-    from posetransfer.render.correspondence import DEFAULT_DEPTH_TOLERANCE_M
-
-    poses = [*poses_src, *poses_tgt]
-    count = len(poses_src)
-    if len(poses_tgt) != count or count == 0:
-        raise PoseInputError(f"need as many source as target poses, got {count}, {len(poses_tgt)}")
-    xy, valid = stack_poses(poses)
-    result = fit_keypoints(model, xy, valid, size, fit)
-    for i, reason in enumerate(result.reason):
-        role = "source" if i < count else "target"
-        if result.camera[i].isnan().any():
-            raise PoseInputError(f"{role} pose {i % count}: the body fit failed: {reason}")
-        if reason is not None:
-            logger.warning("%s pose %d: %s; using the fit anyway", role, i % count, reason)
-    src, tgt = result.select(list(range(count))), result.select(list(range(count, 2 * count)))
-    tolerance = DEFAULT_DEPTH_TOLERANCE_M if depth_tolerance_m is None else depth_tolerance_m
-    field = render_body_flow(
-        model, src.params, src.camera, tgt.params, tgt.camera, size, depth_tolerance_m=tolerance
-    )
-    return field.flow, field.visibility
-
-
-def _check_precision(precision: str, device: torch.device, onnx: bool) -> Precision:
-    """``precision`` if it can run here; warns when bfloat16 would be emulated."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision == "bf16":
-        if onnx:
-            raise ValueError(
-                "precision bf16 runs on the torch backend; the onnxruntime backend computes in "
-                "float32 (use --backend torch with --precision bf16)"
-            )
-        if not native_bf16(device):
-            logger.warning(
-                "precision bf16: this %s has no native bfloat16 (AVX512-BF16 or AMX), so it "
-                "is emulated and slower than fp32", device.type,
-            )  # fmt: skip
-    return precision
-
-
-def _float32(out: GeneratorOutput) -> GeneratorOutput:
-    """``out`` with every tensor in float32 (autocast leaves bfloat16 ones)."""
-    changes = {
-        f.name: value.float()
-        for f in dataclasses.fields(out)
-        if isinstance(value := getattr(out, f.name), torch.Tensor) and value.dtype != torch.float32
-    }
-    return dataclasses.replace(out, **changes) if changes else out
