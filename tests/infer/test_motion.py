@@ -123,5 +123,7 @@ def test_motion_options_are_checked() -> None:
         MotionOptions(every=0)
     with pytest.raises(ValueError, match="workers >= 0"):
         MotionOptions(workers=-1)
+    with pytest.raises(ValueError, match="detect_workers must be >= 1"):
+        MotionOptions(detect_workers=0)
     with pytest.raises(ValueError, match="max_frames"):
         MotionOptions(max_frames=0)
