@@ -50,19 +50,18 @@ def render_all(
     """Every target rendered: (results, CPU s/frame of the flow, of generator + refiner)."""
     with RePoser(pipeline, RePoseOptions()) as reposer:
         source = reposer.source(load_image(SOURCE), name=SOURCE.name)
-        framed = targets  # already in the model frame
-        reposer.render(source, framed[:batch])  # warm-up
+        reposer.render(source, targets[:batch])  # warm-up (targets are in the model frame)
         flow_cpu = render_cpu = 0.0
         results: list[RePoseResult] = []
-        for start in range(0, len(framed), batch):
-            chunk = framed[start : start + batch]
+        for start in range(0, len(targets), batch):
+            chunk = targets[start : start + batch]
             t = time.process_time()
             flows = reposer.flows(source, chunk)
             flow_cpu += time.process_time() - t
             t = time.process_time()
             results += reposer.render(source, chunk, flows)
             render_cpu += time.process_time() - t
-        return results, flow_cpu / len(framed), render_cpu / len(framed)
+        return results, flow_cpu / len(targets), render_cpu / len(targets)
 
 
 def shown(path: Path) -> str:

@@ -188,7 +188,8 @@ class PoseTransferPipeline:
         """
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        check_precision(precision, torch.device(device), backend == "onnxruntime")
+        if backend == "onnxruntime":  # the engine comes after __init__, which checks the rest
+            check_precision(precision, torch.device(device), onnx=True)
         if backend == "onnxruntime" and torch.device(device).type != "cpu":
             raise ValueError(f"the onnxruntime backend runs on the CPU, not {device}")
         if Path(run_dir).suffix == ".onnx":
