@@ -22,6 +22,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from posetransfer.ops.memory_format import cat_channels
+
 __all__ = [
     "NORM_KINDS",
     "ActFactory",
@@ -209,7 +211,7 @@ class ResidualBlock(nn.Module):
         if (side is None) != (self.side is None):
             expected = "a side input" if self.side is not None else "no side input"
             raise ValueError(f"this ResidualBlock takes {expected}")
-        h = x if self.side is None else torch.cat((x, self.side(side)), dim=1)
+        h = x if self.side is None else cat_channels((x, self.side(side)))
         return x + self.body(h)
 
 

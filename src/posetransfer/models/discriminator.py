@@ -23,6 +23,7 @@ from torch import nn
 from posetransfer.config import ConfigError
 from posetransfer.models.blocks import NORM_KINDS, NormKind, conv_unit, init_weights, leaky_relu
 from posetransfer.models.generator_inputs import check_image_input, check_state_dict
+from posetransfer.ops.memory_format import cat_channels
 
 __all__ = ["DiscriminatorConfig", "PatchDiscriminator", "discriminator_input_channels"]
 
@@ -119,7 +120,7 @@ class PatchDiscriminator(nn.Module):
         size = (x_src.shape[-2], x_src.shape[-1])
         check_image_input("image", image, 3, size, batch, owner)
         check_image_input("pose_tgt", pose_tgt, self.cfg.pose_channels, size, batch, owner)
-        return self.layers(torch.cat((x_src, image, pose_tgt), dim=1))
+        return self.layers(cat_channels((x_src, image, pose_tgt)))
 
     def load_state_dict(
         self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False

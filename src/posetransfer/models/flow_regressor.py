@@ -63,6 +63,7 @@ from posetransfer.models.blocks import (
     up_block,
 )
 from posetransfer.models.stride_padding import crop_to, pad_constant, padded_size
+from posetransfer.ops.memory_format import cat_channels
 from posetransfer.ops.warp import resize_flow
 from posetransfer.pose.maps import PoseMapConfig, num_pose_channels
 
@@ -281,7 +282,7 @@ class _DecoderLevel(nn.Module):
             for block, skip in zip(self.res, reversed(skips), strict=True):
                 x = block(x, skip)
         if self.concat_skip:
-            return x, torch.cat((skips[0], x), dim=1)
+            return x, cat_channels((skips[0], x))
         return x, x
 
 

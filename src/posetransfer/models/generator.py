@@ -65,6 +65,7 @@ from posetransfer.models.generator_inputs import (
 )
 from posetransfer.models.residual_unet import ResidualDecoder, ResidualEncoder
 from posetransfer.models.stride_padding import crop_to, pad_constant, pad_image, pad_visibility
+from posetransfer.ops.memory_format import cat_channels
 from posetransfer.ops.warp import flow_pyramid, warp
 
 __all__ = [
@@ -130,7 +131,7 @@ class VisibilityResidual(nn.Module):
         vis_probs = vis_probs.to(x_warped.dtype)
         visible = vis_probs[:, Visibility.VISIBLE : Visibility.VISIBLE + 1]
         invisible = vis_probs[:, Visibility.INVISIBLE : Visibility.INVISIBLE + 1]
-        return self.block(x_warped, torch.cat((x_warped * visible, x_warped * invisible), dim=1))
+        return self.block(x_warped, cat_channels((x_warped * visible, x_warped * invisible)))
 
 
 class PoseTransferGenerator(nn.Module):
@@ -220,9 +221,9 @@ class PoseTransferGenerator(nn.Module):
         if self.cfg.dual_encoder:
             pose_bottom, pose_skips = self.pose_encoder(pose_tgt)
             app_bottom, app_skips = self.encode_appearance(x_src, flow, vis, background)
-            x = self.fuse(torch.cat((pose_bottom, app_bottom), dim=1))
+            x = self.fuse(cat_channels((pose_bottom, app_bottom)))
             sides = [
-                [torch.cat(pair, dim=1) for pair in zip(p, a, strict=True)]
+                [cat_channels(pair) for pair in zip(p, a, strict=True)]
                 for p, a in zip(pose_skips, app_skips, strict=True)
             ]
         else:

@@ -40,6 +40,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from posetransfer.ops.memory_format import dense_grad, is_channels_last
+
 __all__ = [
     "flip_flow",
     "flow_pyramid",
@@ -196,8 +198,11 @@ def warp(
     grid = flow_to_grid(flow, x.shape[-2:] if src_size is None else src_size)
     dtype = torch.promote_types(x.dtype, grid.dtype)  # at least float32, see module docstring
     out = F.grid_sample(
-        x.to(dtype), grid.to(dtype), mode=mode, padding_mode=padding_mode, align_corners=False
-    )
+        dense_grad(x).to(dtype), grid.to(dtype), mode=mode, padding_mode=padding_mode,
+        align_corners=False,
+    )  # fmt: skip
+    if is_channels_last(x):  # grid_sample returns NCHW (and its input gradient too)
+        out = out.contiguous(memory_format=torch.channels_last)
     return out.to(x.dtype)
 
 
