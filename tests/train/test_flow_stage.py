@@ -182,6 +182,26 @@ def test_loss_falls_on_a_fixed_batch(synth: Path, tiny_cfg: FlowStageConfig) -> 
     assert set(stage.train_step(batch, ctx)) == {"loss", "epe_l0", "epe_l1", "epe_l2", "vis_ce"}
 
 
+def test_channels_last_training_matches_contiguous(synth: Path, tiny_cfg: FlowStageConfig) -> None:
+    batch = _one_batch(synth, tiny_cfg)
+    formats = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
+    logs, weights = {}, {}
+    for name, fmt in formats.items():
+        torch.manual_seed(0)
+        train = dataclasses.replace(tiny_cfg.train, memory_format=name)
+        stage = FlowStage(dataclasses.replace(tiny_cfg, train=train), torch.device("cpu"))
+        kernels = [p for p in stage.net.parameters() if p.ndim == 4]
+        assert all(p.is_contiguous(memory_format=fmt) for p in kernels)
+        ctx = _context(stage)
+        logs[name] = [float(stage.train_step(batch, ctx)["loss"]) for _ in range(3)]
+        weights[name] = [p.detach().clone() for p in stage.net.parameters()]
+    assert logs["channels_last"] == pytest.approx(logs["contiguous"], rel=1e-4)
+    assert logs["contiguous"][2] < logs["contiguous"][0]  # it trains
+    bound = 6 * tiny_cfg.train.lr  # Adam moves each weight by <= ~lr per step, 3 steps each
+    for a, b in zip(weights["channels_last"], weights["contiguous"], strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=bound)
+
+
 def test_nan_in_a_batch_is_a_nonfinite_loss(synth: Path, tiny_cfg: FlowStageConfig) -> None:
     batch = _one_batch(synth, tiny_cfg)
     stage = FlowStage(tiny_cfg, torch.device("cpu"))

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from posetransfer.config import ConfigError, apply_overrides, from_dict
-from posetransfer.train.settings import TrainConfig, lr_factor, make_adam
+from posetransfer.train.settings import TrainConfig, lr_factor, make_adam, memory_format
 
 
 def test_defaults_are_the_original_generator_optimiser() -> None:
@@ -63,6 +63,7 @@ def test_step_schedule_and_warmup() -> None:
         ("betas", (0.5, 1.0)),
         ("grad_clip", 0.0),
         ("amp", "fp8"),
+        ("memory_format", "nhwc"),
         ("keep_last", 0),
         ("lr_decay_start", 100),
         ("val_mode", "median"),
@@ -81,3 +82,11 @@ def test_yaml_dict_and_overrides() -> None:
     assert (cfg.grad_clip, cfg.lr, cfg.keep_last) == (1.0, 1e-4, None)
     with pytest.raises(ConfigError, match="amp"):
         from_dict(TrainConfig, {"amp": "fp8"})
+
+
+def test_memory_format_auto_is_channels_last_on_cpu_only() -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert memory_format(TrainConfig(), cpu) == torch.channels_last
+    assert memory_format(TrainConfig(), cuda) == torch.contiguous_format
+    assert memory_format(TrainConfig(memory_format="contiguous"), cpu) == torch.contiguous_format
+    assert memory_format(TrainConfig(memory_format="channels_last"), cuda) == torch.channels_last

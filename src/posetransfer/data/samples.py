@@ -83,6 +83,11 @@ class PairBatch:
         """A copy with every tensor on ``device``."""
         return self._map(lambda t: t.to(device, non_blocking=non_blocking))
 
+    def contiguous(self, memory_format: torch.memory_format) -> PairBatch:
+        """A copy with every ``(B, C, H, W)`` tensor (images, pose maps, flow) in
+        ``memory_format`` (e.g. ``torch.channels_last``); the others as they are."""
+        return self._map(lambda t: t.contiguous(memory_format=memory_format) if t.ndim == 4 else t)
+
     def pin_memory(self) -> PairBatch:
         """A copy in pinned memory (called by ``DataLoader(pin_memory=True)``)."""
         return self._map(torch.Tensor.pin_memory)

@@ -41,7 +41,7 @@ from posetransfer.train.checkpoint import load_weights
 from posetransfer.train.components import FLOW_OPTIMIZER, FLOW_REGRESSOR
 from posetransfer.train.flow_config import FlowDataConfig, FlowStageConfig, FlowTrainConfig
 from posetransfer.train.loop import CONFIG_FILE, TrainResult, run_training
-from posetransfer.train.settings import make_adam
+from posetransfer.train.settings import make_adam, memory_format, place
 from posetransfer.train.stage import NonFiniteLossError, Stage, StepContext
 
 __all__ = [
@@ -77,7 +77,8 @@ class FlowStage(Stage):
         self, cfg: FlowStageConfig, device: torch.device, sample_batch: PairBatch | None = None
     ) -> None:
         self.cfg = cfg
-        self.net = FlowRegressor(cfg.model).to(device)
+        self.memory_format = memory_format(cfg.train, device)
+        self.net = place(FlowRegressor(cfg.model), device, self.memory_format)
         self.opt = make_adam(self.net.parameters(), cfg.train)
         self.sample_batch = sample_batch.to(device) if sample_batch is not None else None
 
@@ -89,6 +90,7 @@ class FlowStage(Stage):
 
     def _terms(self, batch: PairBatch, ctx: StepContext) -> tuple[FlowPrediction, dict]:
         """Forward pass and loss terms; a non-finite input or output is a NonFiniteLossError."""
+        batch = batch.contiguous(self.memory_format)
         if batch.flow is None or batch.visibility is None:
             raise ValueError("the flow stage needs batches with flow and visibility")
         with ctx.autocast():

@@ -74,7 +74,7 @@ from posetransfer.train.generator_data import (
 from posetransfer.train.generator_init import adopt_init, init_checkpoint, load_init_weights
 from posetransfer.train.loop import TrainResult, run_training
 from posetransfer.train.resume import CHECKPOINTS_DIR
-from posetransfer.train.settings import make_adam
+from posetransfer.train.settings import make_adam, memory_format, place
 from posetransfer.train.stage import Stage, StepContext, requires_grad
 from posetransfer.train.stats import make_grid
 
@@ -106,14 +106,15 @@ class GeneratorStage(Stage):
     ) -> None:
         self.cfg, self.device, self.sample_batch = cfg, device, sample_batch
         self.flow_pose_map = flow_pose_map
-        self.vgg = vgg.to(device) if vgg is not None else None
-        self.generator = PoseTransferGenerator(cfg.generator).to(device)
+        self.memory_format = fmt = memory_format(cfg.train, device)
+        self.vgg = place(vgg, device, fmt) if vgg is not None else None
+        self.generator = place(PoseTransferGenerator(cfg.generator), device, fmt)
         init = cfg.schedule.init_generator
         if init is not None:
             found = load_weights(init, {GENERATOR: self.generator}, cfg.schedule.init_which)
             logger.info("generator initialised from %s", found)
         self.refiner = build_refiner(cfg.pixel_warp)
-        self.flow_net = flow_net.to(device) if flow_net is not None else None
+        self.flow_net = place(flow_net, device, fmt) if flow_net is not None else None
         finetune = cfg.flow.finetune and self.flow_net is not None
         if self.flow_net is not None:
             requires_grad(self.flow_net, finetune)
@@ -125,13 +126,13 @@ class GeneratorStage(Stage):
         self._optimizers = {GENERATOR: make_adam(groups, cfg.train)}
         self.discriminators = {DISCRIMINATOR: PatchDiscriminator(cfg.discriminator)}
         if self.refiner is not None:  # the pixel-warping stage has its own, fresh discriminator
-            self.refiner.to(device)
+            place(self.refiner, device, fmt)
             self.discriminators[DISCRIMINATOR_PW] = PatchDiscriminator(cfg.discriminator)
             self._optimizers[PIXEL_WARP] = make_adam(self.refiner.parameters(), cfg.train)
         d_opt = cfg.discriminator_optim
         for name, disc in self.discriminators.items():
             self._optimizers[name] = make_adam(
-                disc.to(device).parameters(),
+                place(disc, device, fmt).parameters(),
                 cfg.train,
                 lr=d_opt.lr,
                 weight_decay=d_opt.weight_decay,
@@ -174,6 +175,7 @@ class GeneratorStage(Stage):
 
     def forward(self, batch: PairBatch, refine: bool) -> GeneratorOutput:
         """The output for a batch as inference computes it (no mode changes)."""
+        batch = batch.contiguous(self.memory_format)
         flow, vis = self.condition(batch)
         refiner = self.refiner if refine else None
         return transfer(
@@ -183,7 +185,7 @@ class GeneratorStage(Stage):
     # ------------------------------------------------------------------------------ training
 
     def train_step(self, batch: PairBatch, ctx: StepContext) -> dict[str, float | torch.Tensor]:
-        cfg = self.cfg
+        cfg, batch = self.cfg, batch.contiguous(self.memory_format)
         refine = cfg.refines_at(ctx.step)
         finetune = cfg.flow.finetune and not refine
         if self.flow_net is not None:
