@@ -44,8 +44,9 @@ class TrainConfig:
     lr_step_gamma: float = 0.5
     grad_clip: float | None = None  # max global L2 norm per optimiser, None = no clipping
     amp: Literal["off", "bf16", "fp16"] = "off"
-    # Layout of the networks' weights and activations: "auto" = channels_last on CPU (about
-    # 1.15x faster there, BENCHMARKS.md), contiguous on CUDA (unmeasured there).
+    # Layout of the networks' weights and activations: "auto" = channels_last on a CPU (1.2x
+    # faster generator steps, 1.44x flow regressor; BENCHMARKS.md), contiguous on CUDA
+    # (unmeasured there). Not bit-equal to contiguous (batch-norm statistics in float32).
     memory_format: Literal["auto", "contiguous", "channels_last"] = "auto"
     log_every: int = 50  # steps between stats.jsonl lines
     val_every: int = 1000  # 0 = only after the last step
