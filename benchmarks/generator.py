@@ -36,9 +36,9 @@ Times are the median *CPU* time of the process (``time.process_time``) over the 
 because the benchmark machine is shared (the 1-minute load average is recorded); wall times are
 printed too. MFU = achieved FLOP/s over the FLOP/s of a 2048x2048 float32 matmul timed the same
 way in the same run (mean of a measurement at the start and one at the end). Models and inputs
-are ``channels_last`` for inference (measured faster) and contiguous for training (measured
-faster there, and what the training stage uses); a full run adds one row of each in the other
-format at 256x256. Training rows run with the allocator setting of ``posetransfer train``
+are ``channels_last`` for inference and training (measured faster for both, and what the
+pipeline and, on a CPU, the training stages use); a full run adds one row of each in the
+other format at 256x256. Training rows run with the allocator setting of ``posetransfer train``
 (:func:`posetransfer.train.allocator.retain_freed_memory`; ``benchmarks/train_mfu.py`` measures
 it against glibc's defaults).
 
@@ -82,7 +82,7 @@ from posetransfer.train.allocator import retain_freed_memory
 
 SIZES = ((256, 256), (256, 176), (128, 64))
 TRAIN_VARIANTS = ("l1", "gan", "gan+vgg")
-FORMATS = {"infer": "channels_last", "train": "contiguous"}  # the faster one of each kind
+FORMATS = {"infer": "channels_last", "train": "channels_last"}  # what posetransfer runs on a CPU
 ORIGINAL = "the original's architecture measured here: 1.10 s/img, 102.8 GFLOP/img, MFU ~0.56"
 
 
@@ -317,7 +317,7 @@ def plan(quick: bool) -> list[Job]:
                 # The paper net at 256x256 takes ~30-45 s a step: 1 warm-up + 1 timed step.
                 jobs.append(Job(config, "train", size, 8, variant, repeat=1 if big else 2))
     if not quick:
-        jobs.append(Job("default", "train", (256, 256), 8, "gan", fmt="channels_last", repeat=2))
+        jobs.append(Job("default", "train", (256, 256), 8, "gan", fmt="contiguous", repeat=2))
     return jobs
 
 
@@ -437,9 +437,8 @@ def report(jobs: list[Job], results: list[dict], run: dict[str, float]) -> str:
         f"incl. ~0.3 GB of Python + torch). Times are median CPU time (process_time) because the "
         f"machine is shared; wall times beside them. MFU = FLOP/s over a 2048x2048 fp32 matmul "
         f"by CPU time in this run: {run['peak'] / 1e9:.1f} GFLOP/s. Train FLOP, in forwards: G 3, "
-        f"D 8 (3 calls, 2 with weight gradients), VGG 3. Memory format: channels_last for "
-        f"inference, contiguous for training (the faster of each; the training stage uses "
-        f"contiguous), the other one in the rows that say so. "
+        f"D 8 (3 calls, 2 with weight gradients), VGG 3. Memory format: channels_last (what "
+        f"inference and, on a CPU, training use), contiguous in the rows that say so. "
         f"Reference ({ORIGINAL}; train step 30 s, 6.5 GB for G + L1).\n\n"
         f"Inference:\n\n{markdown_table(infer_header, infer_rows)}\n\n"
         f"Training step:\n\n{markdown_table(train_header, train_rows)}\n\n"

@@ -17,25 +17,66 @@ def _leaves(*shapes: tuple[int, ...], fmt: torch.memory_format) -> list[torch.Te
     ]
 
 
-def test_cat_channels_matches_torch_cat_with_dense_gradients() -> None:
-    for fmt in (CL, torch.contiguous_format):
-        ours = _leaves((2, 3, 5, 4), (2, 6, 5, 4), fmt=fmt)
-        theirs = [t.detach().clone().requires_grad_() for t in ours]
-        seen: dict[str, list[torch.Tensor]] = {"ours": [], "theirs": []}
-        for name, leaves in (("ours", ours), ("theirs", theirs)):
-            for t in leaves:  # the gradient as the op hands it on, before AccumulateGrad
-                t.register_hook(lambda g, found=seen[name]: found.append(g))
-        out, ref = cat_channels(ours), torch.cat(theirs, dim=1)
-        assert torch.equal(out, ref)
-        upstream = torch.randn(ref.shape).contiguous(memory_format=fmt)
-        out.backward(upstream)
-        ref.backward(upstream)
-        for a, b in zip(ours, theirs, strict=True):
-            assert a.grad is not None and b.grad is not None
-            assert torch.equal(a.grad, b.grad)
-        assert all(g.is_contiguous(memory_format=fmt) for g in seen["ours"])
-        # torch.cat's own: channel slices, dense in neither format (batch 2).
-        assert not any(g.is_contiguous(memory_format=fmt) for g in seen["theirs"])
+def _grads_as_handed_on(leaves: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Record each leaf's gradient as the op hands it on (before AccumulateGrad copies it)."""
+    seen: list[torch.Tensor] = []
+    for t in leaves:
+        t.register_hook(lambda g: seen.append(g))
+    return seen
+
+
+def _twins(leaves: list[torch.Tensor]) -> list[torch.Tensor]:
+    return [t.detach().clone().requires_grad_() for t in leaves]  # clone keeps the layout
+
+
+def test_cat_channels_matches_torch_cat_with_dense_channels_last_gradients() -> None:
+    ours = _leaves((2, 3, 5, 4), (2, 6, 5, 4), (2, 2, 5, 4), fmt=CL)
+    theirs = _twins(ours)
+    seen_ours, seen_theirs = _grads_as_handed_on(ours), _grads_as_handed_on(theirs)
+    out, ref = cat_channels(ours), torch.cat(theirs, dim=1)
+    assert torch.equal(out, ref) and is_channels_last(out)
+    upstream = torch.randn(ref.shape).contiguous(memory_format=CL)
+    out.backward(upstream)
+    ref.backward(upstream)
+    for a, b in zip(ours, theirs, strict=True):
+        assert a.grad is not None and b.grad is not None and torch.equal(a.grad, b.grad)
+    assert sorted(g.shape[1] for g in seen_ours) == [2, 3, 6]
+    assert all(g.is_contiguous(memory_format=CL) for g in seen_ours)
+    # torch.cat's own: channel slices, dense in neither format.
+    assert not any(g.is_contiguous(memory_format=CL) for g in seen_theirs)
+
+
+def test_cat_channels_with_mixed_layouts_and_odd_gradients() -> None:
+    (a,) = _leaves((2, 3, 4, 4), fmt=CL)
+    (b,) = _leaves((2, 2, 4, 4), fmt=torch.contiguous_format)
+    a2, b2 = _twins([a, b])
+    weights = torch.randn(1, 5, 4, 4)
+    (cat_channels((a, b)) * weights).sum().backward()
+    (torch.cat((a2, b2), dim=1) * weights).sum().backward()
+    assert torch.equal(a.grad, a2.grad) and torch.equal(b.grad, b2.grad)
+    # A broadcast (zero-stride) gradient from .sum(): no format at all.
+    a3, b3 = _twins([a, b])
+    cat_channels((a3, b3)).sum().backward()
+    assert torch.equal(a3.grad, torch.ones_like(a)) and torch.equal(b3.grad, torch.ones_like(b))
+
+
+def test_cat_channels_second_derivatives() -> None:
+    gen = torch.Generator().manual_seed(1)
+    xs = tuple(
+        torch.randn(s, dtype=torch.float64, generator=gen).contiguous(memory_format=CL)
+        for s in ((1, 2, 3, 3), (1, 3, 3, 3))
+    )
+    xs = tuple(x.requires_grad_() for x in xs)
+    assert torch.autograd.gradcheck(lambda *t: cat_channels(t) ** 2, xs)
+    assert torch.autograd.gradgradcheck(lambda *t: cat_channels(t) ** 2, xs)
+
+
+def test_cat_channels_is_plain_torch_cat_where_nothing_is_channels_last() -> None:
+    ours = _leaves((2, 3, 5, 4), (2, 6, 5, 4), fmt=torch.contiguous_format)
+    out = cat_channels(ours)
+    assert out.grad_fn is not None and out.grad_fn.name() == "CatBackward0"
+    cl = cat_channels(_leaves((2, 3, 5, 4), (2, 6, 5, 4), fmt=CL))
+    assert cl.grad_fn is not None and cl.grad_fn.name() != "CatBackward0"
 
 
 def test_cat_channels_skips_inputs_without_grad_and_unrecorded_calls() -> None:

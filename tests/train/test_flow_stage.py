@@ -185,7 +185,7 @@ def test_loss_falls_on_a_fixed_batch(synth: Path, tiny_cfg: FlowStageConfig) -> 
 def test_channels_last_training_matches_contiguous(synth: Path, tiny_cfg: FlowStageConfig) -> None:
     batch = _one_batch(synth, tiny_cfg)
     formats = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
-    logs, weights = {}, {}
+    logs, grads = {}, {}
     for name, fmt in formats.items():
         torch.manual_seed(0)
         train = dataclasses.replace(tiny_cfg.train, memory_format=name)
@@ -193,13 +193,13 @@ def test_channels_last_training_matches_contiguous(synth: Path, tiny_cfg: FlowSt
         kernels = [p for p in stage.net.parameters() if p.ndim == 4]
         assert all(p.is_contiguous(memory_format=fmt) for p in kernels)
         ctx = _context(stage)
-        logs[name] = [float(stage.train_step(batch, ctx)["loss"]) for _ in range(3)]
-        weights[name] = [p.detach().clone() for p in stage.net.parameters()]
+        logs[name] = [float(stage.train_step(batch, ctx)["loss"])]
+        grads[name] = torch.cat([p.grad.flatten() for p in stage.net.parameters()])
+        logs[name] += [float(stage.train_step(batch, ctx)["loss"]) for _ in range(2)]
     assert logs["channels_last"] == pytest.approx(logs["contiguous"], rel=1e-4)
     assert logs["contiguous"][2] < logs["contiguous"][0]  # it trains
-    bound = 6 * tiny_cfg.train.lr  # Adam moves each weight by <= ~lr per step, 3 steps each
-    for a, b in zip(weights["channels_last"], weights["contiguous"], strict=True):
-        torch.testing.assert_close(a, b, rtol=0, atol=bound)
+    rel = (grads["channels_last"] - grads["contiguous"]).norm() / grads["contiguous"].norm()
+    assert rel < 1e-3  # float noise: about 1e-5 here
 
 
 def test_nan_in_a_batch_is_a_nonfinite_loss(synth: Path, tiny_cfg: FlowStageConfig) -> None:

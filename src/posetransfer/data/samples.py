@@ -84,8 +84,15 @@ class PairBatch:
         return self._map(lambda t: t.to(device, non_blocking=non_blocking))
 
     def contiguous(self, memory_format: torch.memory_format) -> PairBatch:
-        """A copy with every ``(B, C, H, W)`` tensor (images, pose maps, flow) in
-        ``memory_format`` (e.g. ``torch.channels_last``); the others as they are."""
+        """The batch with its ``(B, C, H, W)`` tensors in ``memory_format``.
+
+        Args:
+            memory_format: E.g. ``torch.channels_last``.
+
+        Returns:
+            A copy of the same class whose images, pose maps, flow (and a subclass's other 4-D
+            tensors) are in ``memory_format``; the other fields as they are (shared).
+        """
         return self._map(lambda t: t.contiguous(memory_format=memory_format) if t.ndim == 4 else t)
 
     def pin_memory(self) -> PairBatch:

@@ -8,9 +8,11 @@ one: measured at ``(8, 16, 256, 256)`` on 1 thread, 0.21 s on a channel slice of
 ``channels_last`` gradient vs 0.02 s on a dense one. A copy per tensor costs less (0.016 s).
 
 :func:`cat_channels` and :func:`dense_grad` give the same values and gradients as the plain
-ops; only the memory layout of the gradients changes. Nothing happens where autograd does not
-record (inference, ``torch.no_grad``), under ``torch.compile`` (it picks layouts itself) or
-while tracing for export.
+ops; only the memory layout of the gradients changes. They are the plain ops (the same graph)
+unless an input is ``channels_last`` and autograd records: not in inference or under
+``torch.no_grad``, not under ``torch.compile`` (it picks layouts itself) or while tracing for
+export, and not in the contiguous format (where a slice of a gradient is what the layers before
+expect).
 """
 
 from __future__ import annotations
@@ -24,7 +26,16 @@ __all__ = ["cat_channels", "dense_grad", "is_channels_last"]
 
 
 def is_channels_last(x: torch.Tensor) -> bool:
-    """Whether the 4-D ``x`` is stored ``channels_last`` (and not also plainly contiguous)."""
+    """Whether ``x`` is stored ``channels_last`` and not also plainly contiguous.
+
+    Args:
+        x: ``(B, C, H, W)`` tensor (other ranks are never ``channels_last``).
+
+    Returns:
+        True for a dense ``channels_last`` layout with more than one channel and pixel.
+    """
+    if x.ndim != 4:
+        return False
     return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
@@ -32,9 +43,11 @@ def _format_of(x: torch.Tensor) -> torch.memory_format:
     return torch.channels_last if is_channels_last(x) else torch.contiguous_format
 
 
-def _recorded(tensors: Sequence[torch.Tensor]) -> bool:
-    """Autograd records an op on ``tensors`` and no compiler or tracer is at work."""
+def _needs_dense(tensors: Sequence[torch.Tensor]) -> bool:
+    """Autograd records an op on ``tensors``, one is ``channels_last``, no compiler or tracer."""
     if not torch.is_grad_enabled() or not any(t.requires_grad for t in tensors):
+        return False
+    if not any(is_channels_last(t) for t in tensors):
         return False
     return not (torch.compiler.is_compiling() or torch.jit.is_tracing())
 
@@ -71,7 +84,7 @@ class _DenseGrad(torch.autograd.Function):
 
 
 def cat_channels(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Concatenate along channels; when recorded, each input's gradient comes back dense.
+    """Concatenate along channels; in ``channels_last`` training, gradients come back dense.
 
     Args:
         tensors: ``(B, C_i, H, W)`` tensors with equal ``B``, ``H``, ``W``.
@@ -79,20 +92,22 @@ def cat_channels(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     Returns:
         ``(B, sum C_i, H, W)``, equal to ``torch.cat(tensors, dim=1)``.
     """
-    if not _recorded(tensors):
+    if not _needs_dense(tensors):
         return torch.cat(tuple(tensors), dim=1)
     return cast(torch.Tensor, _DenseGradCat.apply(*tensors))
 
 
 def dense_grad(x: torch.Tensor) -> torch.Tensor:
-    """``x`` itself (a view); when recorded, its gradient comes back in ``x``'s memory format.
+    """``x``; in ``channels_last`` training, its gradient comes back in ``x``'s memory format.
 
     Args:
         x: ``(B, C, H, W)`` tensor.
 
     Returns:
-        A view of ``x`` with the same values.
+        ``x`` itself, or (where autograd records and ``x`` is ``channels_last``) a view of it
+        made by a custom autograd function: read it, do not modify it in place (autograd
+        refuses in-place changes of such views).
     """
-    if not _recorded([x]) or not is_channels_last(x):
+    if not _needs_dense([x]):
         return x
     return cast(torch.Tensor, _DenseGrad.apply(x))

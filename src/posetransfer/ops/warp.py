@@ -172,8 +172,10 @@ def warp(
             is normalised, so ``x`` is read as a resampled view of that image).
 
     Returns:
-        ``(B, C, H, W)`` warped tensor with ``x``'s dtype and device. Half-precision ``x`` is
-        sampled in float32 (see the module docstring), also under autocast.
+        ``(B, C, H, W)`` warped tensor with ``x``'s dtype, device and memory format (a
+        ``channels_last`` ``x`` gives a ``channels_last`` output, and its gradient comes back
+        ``channels_last``). Half-precision ``x`` is sampled in float32 (see the module
+        docstring), also under autocast.
 
     Raises:
         ValueError: On wrong shapes, dtypes, mismatched batch sizes or devices, or unknown modes.

@@ -78,6 +78,7 @@ class FlowStage(Stage):
     ) -> None:
         self.cfg = cfg
         self.memory_format = memory_format(cfg.train, device)
+        logger.info("networks train in %s on %s", str(self.memory_format).split(".")[-1], device)
         self.net = place(FlowRegressor(cfg.model), device, self.memory_format)
         self.opt = make_adam(self.net.parameters(), cfg.train)
         self.sample_batch = sample_batch.to(device) if sample_batch is not None else None

@@ -89,7 +89,8 @@ class GeneratorStage(Stage):
     Args:
         cfg: The stage config.
         device: Device of every module.
-        flow_net: The trained flow regressor (None when no flow is used); moved to ``device``.
+        flow_net: The trained flow regressor (None when no flow is used); moved to ``device``
+            and to the training memory format (``cfg.train.memory_format``), in place.
         flow_pose_map: Pose maps the flow regressor was trained on.
         vgg: Frozen VGG19 for the perceptual loss (None when its weights are 0).
         sample_batch: Pairs drawn in the sample grids (None: no grids).
@@ -107,6 +108,7 @@ class GeneratorStage(Stage):
         self.cfg, self.device, self.sample_batch = cfg, device, sample_batch
         self.flow_pose_map = flow_pose_map
         self.memory_format = fmt = memory_format(cfg.train, device)
+        logger.info("networks train in %s on %s", str(fmt).split(".")[-1], device)
         self.vgg = place(vgg, device, fmt) if vgg is not None else None
         self.generator = place(PoseTransferGenerator(cfg.generator), device, fmt)
         init = cfg.schedule.init_generator

@@ -133,6 +133,7 @@ class PersonalizeStage(GeneratorStage):
 
     def forward(self, batch: Any, refine: bool) -> GeneratorOutput:
         """The output as the photo pipeline computes it (the plate as the background)."""
+        batch = batch.contiguous(self.memory_format)
         flow, vis = self.condition(batch)
         background = getattr(batch, "background", None) if self._background else None
         refiner = self.refiner if refine else None
@@ -142,6 +143,7 @@ class PersonalizeStage(GeneratorStage):
         )  # fmt: skip
 
     def train_step(self, batch: Any, ctx: StepContext) -> dict[str, float | torch.Tensor]:
+        batch = batch.contiguous(self.memory_format)
         for net in self.trained:
             net.train()
             requires_grad(net, True)

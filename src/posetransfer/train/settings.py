@@ -46,7 +46,8 @@ class TrainConfig:
     amp: Literal["off", "bf16", "fp16"] = "off"
     # Layout of the networks' weights and activations: "auto" = channels_last on a CPU (1.2x
     # faster generator steps, 1.44x flow regressor; BENCHMARKS.md), contiguous on CUDA
-    # (unmeasured there). Not bit-equal to contiguous (batch-norm statistics in float32).
+    # and others (unmeasured there). Not bit-equal to contiguous (batch-norm statistics in
+    # float32).
     memory_format: Literal["auto", "contiguous", "channels_last"] = "auto"
     log_every: int = 50  # steps between stats.jsonl lines
     val_every: int = 1000  # 0 = only after the last step
@@ -110,7 +111,7 @@ def memory_format(cfg: TrainConfig, device: torch.device) -> torch.memory_format
     """
     name = cfg.memory_format
     if name == "auto":
-        name = "contiguous" if device.type == "cuda" else "channels_last"
+        name = "channels_last" if device.type == "cpu" else "contiguous"
     return torch.channels_last if name == "channels_last" else torch.contiguous_format
 
 
