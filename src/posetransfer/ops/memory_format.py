@@ -11,8 +11,8 @@ one: measured at ``(8, 16, 256, 256)`` on 1 thread, 0.21 s on a channel slice of
 ops; only the memory layout of the gradients changes. They are the plain ops (the same graph)
 unless an input is ``channels_last`` and autograd records: not in inference or under
 ``torch.no_grad``, not under ``torch.compile`` (it picks layouts itself) or while tracing for
-export, and not in the contiguous format (where a slice of a gradient is what the layers before
-expect).
+export, and not where nothing is ``channels_last`` (the contiguous kernels take the strided
+gradients at about the same speed: 0.032 s vs 0.020 + 0.013 s for the copy, same shape).
 """
 
 from __future__ import annotations
