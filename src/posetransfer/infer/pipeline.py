@@ -44,6 +44,7 @@ from posetransfer.models.flow_regressor import FlowRegressor
 from posetransfer.models.generator import GeneratorOutput, PoseTransferGenerator
 from posetransfer.models.generator_inputs import condition_from_prediction
 from posetransfer.models.pixel_warp import PixelWarpRefiner, build_refiner, transfer
+from posetransfer.ops.memory_format import place
 from posetransfer.pose.keypoints import Pose, stack_poses
 from posetransfer.pose.maps import PoseMapConfig, pose_maps
 from posetransfer.train.checkpoint import CheckpointError, find_checkpoint, load_weights, read_meta
@@ -145,8 +146,7 @@ class PoseTransferPipeline:
         self.nets = _Networks(generator, refiner, flow_net, flow_pose_map)
         for net in (generator, refiner, flow_net):
             if net is not None:
-                # Module.to takes memory_format at run time; torch's stubs leave it out.
-                net.to(self.device, memory_format=self.memory_format).eval()  # type: ignore[call-overload]
+                place(net, self.device, self.memory_format).eval()
                 net.requires_grad_(False)
 
     @property

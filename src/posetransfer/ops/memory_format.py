@@ -18,11 +18,30 @@ gradients at about the same speed: 0.032 s vs 0.020 + 0.013 s for the copy, same
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import torch
+from torch import nn
 
-__all__ = ["cat_channels", "dense_grad", "is_channels_last"]
+__all__ = ["cat_channels", "dense_grad", "is_channels_last", "place"]
+
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
+
+def place(module: ModuleT, device: torch.device | str, fmt: torch.memory_format) -> ModuleT:
+    """Move ``module`` to ``device`` with its 4-D weights and buffers in ``fmt``, in place.
+
+    Args:
+        module: The network.
+        device: Target device.
+        fmt: ``torch.channels_last`` or ``torch.contiguous_format``.
+
+    Returns:
+        ``module`` itself.
+    """
+    to: Any = module.to  # torch's type stubs lack Module.to's memory_format keyword
+    to(device, memory_format=fmt)
+    return module
 
 
 def is_channels_last(x: torch.Tensor) -> bool:

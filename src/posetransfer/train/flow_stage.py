@@ -35,13 +35,14 @@ from posetransfer.io import PathLike, atomic_write_text, uint8_to_tensor
 from posetransfer.losses.flow import NonFiniteError, flow_loss_terms, flow_metrics, total_loss
 from posetransfer.models.flow_regressor import FlowPrediction, FlowRegressor, FlowRegressorConfig
 from posetransfer.ops.flow_viz import flow_to_color, visibility_to_color
+from posetransfer.ops.memory_format import place
 from posetransfer.ops.warp import warp
 from posetransfer.runtime import is_main_process
 from posetransfer.train.checkpoint import load_weights
 from posetransfer.train.components import FLOW_OPTIMIZER, FLOW_REGRESSOR
 from posetransfer.train.flow_config import FlowDataConfig, FlowStageConfig, FlowTrainConfig
 from posetransfer.train.loop import CONFIG_FILE, TrainResult, run_training
-from posetransfer.train.settings import make_adam, memory_format, place
+from posetransfer.train.settings import make_adam, memory_format
 from posetransfer.train.stage import NonFiniteLossError, Stage, StepContext
 
 __all__ = [

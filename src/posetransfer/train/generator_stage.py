@@ -50,6 +50,7 @@ from posetransfer.models.generator import GeneratorOutput, PoseTransferGenerator
 from posetransfer.models.generator_inputs import condition_from_prediction
 from posetransfer.models.pixel_warp import build_refiner, transfer, warp_source_image
 from posetransfer.models.vgg import VGG19Features, load_vgg19
+from posetransfer.ops.memory_format import place
 from posetransfer.pose.maps import PoseMapConfig, pose_maps
 from posetransfer.runtime import is_main_process
 from posetransfer.train.checkpoint import list_checkpoints, load_weights
@@ -74,7 +75,7 @@ from posetransfer.train.generator_data import (
 from posetransfer.train.generator_init import adopt_init, init_checkpoint, load_init_weights
 from posetransfer.train.loop import TrainResult, run_training
 from posetransfer.train.resume import CHECKPOINTS_DIR
-from posetransfer.train.settings import make_adam, memory_format, place
+from posetransfer.train.settings import make_adam, memory_format
 from posetransfer.train.stage import Stage, StepContext, requires_grad
 from posetransfer.train.stats import make_grid
 

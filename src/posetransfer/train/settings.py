@@ -9,14 +9,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from posetransfer.config import ConfigError
 
-__all__ = ["TrainConfig", "lr_factor", "make_adam", "memory_format", "place"]
+__all__ = ["TrainConfig", "lr_factor", "make_adam", "memory_format"]
 
 
 @dataclass(frozen=True)
@@ -113,25 +113,6 @@ def memory_format(cfg: TrainConfig, device: torch.device) -> torch.memory_format
     if name == "auto":
         name = "channels_last" if device.type == "cpu" else "contiguous"
     return torch.channels_last if name == "channels_last" else torch.contiguous_format
-
-
-ModuleT = TypeVar("ModuleT", bound=nn.Module)
-
-
-def place(module: ModuleT, device: torch.device, fmt: torch.memory_format) -> ModuleT:
-    """Move ``module`` to ``device`` with its 4-D weights and buffers in ``fmt``, in place.
-
-    Args:
-        module: The network.
-        device: Target device.
-        fmt: ``torch.channels_last`` or ``torch.contiguous_format``.
-
-    Returns:
-        ``module`` itself.
-    """
-    to: Any = module.to  # torch's type stubs lack Module.to's memory_format keyword
-    to(device, memory_format=fmt)
-    return module
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
