@@ -13,12 +13,8 @@ from posetransfer.render.correspondence import (
     depth_tolerance_pixels,
     render_pair,
 )
-from posetransfer.render.rasterize import (
-    Fragments,
-    barycentric,
-    rasterize,
-    rasterize_reference,
-)
+from posetransfer.render.raster_reference import rasterize_reference
+from posetransfer.render.rasterize import Fragments, barycentric, rasterize
 
 __all__ = [
     "DEFAULT_DEPTH_TOLERANCE_M",

@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor
 
 from posetransfer.conventions import Visibility
-from posetransfer.render.rasterize import Fragments, _check_mesh, rasterize
+from posetransfer.render.rasterize import Fragments, _check_mesh, rasterize, use_warp
 
 __all__ = [
     "DEFAULT_DEPTH_TOLERANCE_M",
@@ -119,8 +120,13 @@ def correspondence(
     frag_src: Fragments,
     *,
     depth_tolerance: float,
+    backend: Literal["auto", "torch", "warp"] = "auto",
 ) -> FlowField:
     """Flow and visibility from the target render to the source render of the same mesh.
+
+    ``backend`` as in :func:`~posetransfer.render.rasterize`: the ``warp`` kernel
+    (:mod:`~posetransfer.render.cpu_kernels`, float32 CPU inputs) gives the same bits as
+    ``torch``, ~8x faster on a 256x176 body.
 
     Args:
         frag_tgt: Target render, ``(B, H, W)`` fragments of the mesh in the target view.
@@ -128,16 +134,26 @@ def correspondence(
         faces: ``(F, 3)`` faces used for both renders.
         frag_src: Source render of ``verts_src``, ``(B, H_s, W_s)``.
         depth_tolerance: Occlusion tolerance in depth units of ``verts_src`` (module docstring).
+        backend: ``"auto"``, ``"torch"`` or ``"warp"``.
 
     Returns:
         :class:`FlowField` on the target grid ``(H, W)``.
 
     Raises:
-        ValueError: On malformed or mismatched inputs.
+        ValueError: On malformed or mismatched inputs, or a ``backend`` that does not apply.
     """
     _check_pair(frag_tgt, verts_src, faces, frag_src, depth_tolerance)
     bsz, height, width = frag_tgt.face_ids.shape
     src_h, src_w = frag_src.size
+    floats = (frag_tgt.bary, verts_src, frag_src.depth)
+    if use_warp(backend, floats, max(frag_tgt.face_ids.numel(), frag_src.face_ids.numel())):
+        from posetransfer.render.cpu_kernels import correspondence_cpu
+
+        flow, visibility = correspondence_cpu(
+            frag_tgt.face_ids, frag_tgt.bary, verts_src, faces, frag_src.face_ids,
+            frag_src.depth, depth_tolerance,
+        )  # fmt: skip
+        return FlowField(flow=flow, visibility=visibility)
     flow = torch.zeros(bsz, 2, height, width, dtype=torch.float32, device=verts_src.device)
     visibility = torch.full(
         (bsz, height, width), int(Visibility.BACKGROUND), dtype=torch.long, device=flow.device
@@ -221,6 +237,7 @@ def render_pair(
     depth_tolerance: float,
     *,
     chunk_faces: int | None = None,
+    backend: Literal["auto", "torch", "warp"] = "auto",
 ) -> FlowField:
     """Render a mesh in the source and the target view and return their correspondence.
 
@@ -231,6 +248,7 @@ def render_pair(
         size: ``(H, W)`` of both images.
         depth_tolerance: Occlusion tolerance in depth units of ``verts_src`` (module docstring).
         chunk_faces: Passed to :func:`rasterize`.
+        backend: Passed to :func:`rasterize` and :func:`correspondence`.
 
     Returns:
         :class:`FlowField` on the target grid.
@@ -246,6 +264,8 @@ def render_pair(
             f"{tuple(verts_tgt.shape)}"
         )
     # two calls: as fast as one batched call on one thread, and half the peak memory
-    frag_src = rasterize(verts_src, faces, size, chunk_faces=chunk_faces)
-    frag_tgt = rasterize(verts_tgt, faces, size, chunk_faces=chunk_faces)
-    return correspondence(frag_tgt, verts_src, faces, frag_src, depth_tolerance=depth_tolerance)
+    frag_src = rasterize(verts_src, faces, size, chunk_faces=chunk_faces, backend=backend)
+    frag_tgt = rasterize(verts_tgt, faces, size, chunk_faces=chunk_faces, backend=backend)
+    return correspondence(
+        frag_tgt, verts_src, faces, frag_src, depth_tolerance=depth_tolerance, backend=backend
+    )
