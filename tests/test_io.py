@@ -64,6 +64,31 @@ def test_write_npz_is_loadable_and_byte_stable(tmp_path):
         assert data["vis"].dtype == np.uint8
 
 
+def test_write_npz_compresslevel_trades_size_and_flow_files_use_level_1(tmp_path):
+    import numpy as np
+
+    from posetransfer.data.flow_files import FLOW_COMPRESSLEVEL, read_flow, write_flow
+    from posetransfer.io import write_npz
+
+    y, x = np.mgrid[0:64, 0:48]
+    flow = np.stack([np.sin(x / 5.0) * 20, np.cos(y / 7.0) * 10], -1).astype(np.float16)
+    sizes = {}
+    for level in (1, 9):
+        with open(tmp_path / f"{level}.npz", "wb") as f:
+            write_npz(f, level, flow=flow)
+        sizes[level] = (tmp_path / f"{level}.npz").stat().st_size
+        with np.load(tmp_path / f"{level}.npz") as data:
+            np.testing.assert_array_equal(data["flow"], flow)
+    assert sizes[1] > sizes[9]  # the level is applied
+    assert FLOW_COMPRESSLEVEL == 1
+    vis = np.zeros((64, 48), dtype=np.uint8)
+    write_flow(tmp_path / "pair.npz", flow.astype(np.float32), vis)
+    with open(tmp_path / "direct.npz", "wb") as f:
+        write_npz(f, 1, flow=flow, visibility=vis)
+    assert (tmp_path / "pair.npz").read_bytes() == (tmp_path / "direct.npz").read_bytes()
+    np.testing.assert_array_equal(read_flow(tmp_path / "pair.npz")[0], flow)
+
+
 def _dead_pid() -> int:
     """The id of a process that has exited."""
     import subprocess

@@ -157,7 +157,7 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
         f.write(text)
 
 
-def write_npz(file: IO[bytes], **arrays: np.ndarray) -> None:
+def write_npz(file: IO[bytes], compresslevel: int | None = None, /, **arrays: np.ndarray) -> None:
     """Write arrays as a compressed ``.npz`` whose bytes depend only on the arrays.
 
     ``np.savez_compressed`` stamps each member with the current time, so two runs that compute
@@ -166,12 +166,18 @@ def write_npz(file: IO[bytes], **arrays: np.ndarray) -> None:
 
     Args:
         file: A binary file open for writing (e.g. from :func:`atomic_open`).
+        compresslevel: zlib level 1 (fastest) to 9; None is zlib's default (6), as numpy's.
         **arrays: Arrays by member name (stored as ``<name>.npy``).
     """
-    with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    with zipfile.ZipFile(
+        file, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=compresslevel
+    ) as archive:
         for name, array in arrays.items():
             info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
+            # a ZipInfo given to open() keeps its own level (None: zlib's default), not the
+            # archive's; ``_compresslevel`` is the attribute (public as compress_level in 3.13)
+            info._compresslevel = compresslevel  # type: ignore[attr-defined]
             with archive.open(info, "w") as member:
                 np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
