@@ -89,6 +89,60 @@ def test_write_npz_compresslevel_trades_size_and_flow_files_use_level_1(tmp_path
     np.testing.assert_array_equal(read_flow(tmp_path / "pair.npz")[0], flow)
 
 
+def test_read_npz_equals_np_load_for_plain_and_unusual_members(tmp_path):
+    import io as stdlib_io
+    import zipfile
+
+    import numpy as np
+
+    from posetransfer.io import read_npz, write_npz
+
+    rng = np.random.default_rng(1)
+    arrays = {
+        "f32": rng.normal(size=(1, 20, 3)).astype(np.float32),
+        "f64be": rng.normal(size=(4,)).astype(">f8"),
+        "i64": np.arange(6, dtype=np.int64).reshape(2, 3),
+        "flag": np.array([True, False]),
+        "scalar": np.array(2.5),
+        "text": np.array(["", "did not converge"]),
+        "empty": np.zeros((0, 3), dtype=np.float32),
+        "fortran": np.asfortranarray(rng.normal(size=(3, 4))),  # numpy's parser reads it
+        "record": np.zeros(2, dtype=[("a", "<i4"), ("b", "<f2")]),
+    }
+    with open(tmp_path / "a.npz", "wb") as f:
+        write_npz(f, **arrays)
+    got = read_npz(tmp_path / "a.npz")
+    with np.load(tmp_path / "a.npz") as data:
+        assert sorted(got) == sorted(data.files) == sorted(arrays)
+        for key in arrays:
+            assert got[key].dtype == data[key].dtype and got[key].shape == data[key].shape, key
+            np.testing.assert_array_equal(got[key], data[key])
+    assert got["f32"].flags.writeable and got["f32"].flags.c_contiguous
+    # a member whose data is shorter than its header says: numpy's reader refuses it
+    buffer = stdlib_io.BytesIO()
+    np.lib.format.write_array(buffer, np.arange(4, dtype=np.int32))
+    with zipfile.ZipFile(tmp_path / "short.npz", "w") as archive:
+        archive.writestr("x.npy", buffer.getvalue()[:-4])
+    with pytest.raises(ValueError):
+        read_npz(tmp_path / "short.npz")
+    # any flipped byte gives a ValueError or the same arrays, never different ones
+    clean = (tmp_path / "a.npz").read_bytes()
+    for position in range(0, len(clean), 7):
+        raw = bytearray(clean)
+        raw[position] ^= 0xFF
+        (tmp_path / "bad.npz").write_bytes(bytes(raw))
+        try:
+            damaged = read_npz(tmp_path / "bad.npz")
+        except ValueError:
+            continue
+        assert sorted(damaged) == sorted(got), position
+        for key in got:
+            np.testing.assert_array_equal(damaged[key], got[key])
+    (tmp_path / "text.npz").write_text("not a zip")
+    with pytest.raises(ValueError, match=r"text\.npz: not a readable npz archive"):
+        read_npz(tmp_path / "text.npz")
+
+
 def _dead_pid() -> int:
     """The id of a process that has exited."""
     import subprocess

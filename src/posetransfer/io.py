@@ -11,6 +11,7 @@ may write to one folder). Temporary files of other hosts are left alone.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import shutil
@@ -31,6 +32,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "check_rgb",
+    "read_npz",
     "remove_stale_temporaries",
     "save_png",
     "temporary_owner",
@@ -180,6 +182,63 @@ def write_npz(file: IO[bytes], compresslevel: int | None = None, /, **arrays: np
             info._compresslevel = compresslevel  # type: ignore[attr-defined]
             with archive.open(info, "w") as member:
                 np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+
+
+#: The ``.npy`` header numpy writes for a plain array: ``{'descr': ..., 'fortran_order': False,
+#: 'shape': (...), }`` padded with spaces; anything else goes to numpy's own parser.
+_NPY_HEADER = re.compile(
+    r"\{'descr': '([<>|=]?[a-zA-Z][0-9]*)', 'fortran_order': False, "
+    r"'shape': \(((?:[0-9]+, )*[0-9]*,?)\), \} *\n"
+)
+_NPY_MAGIC = b"\x93NUMPY\x01\x00"
+
+
+def read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` file (no pickles), as ``np.load`` gives them, ~2x faster.
+
+    ``np.load`` parses each member's ``.npy`` header with ``ast.literal_eval``, most of the time
+    spent reading a small file of many arrays (a body fit: 10). This reads the archive once and
+    parses the plain version-1.0 header numpy writes for C-ordered arrays with one anchored
+    pattern; any other member (Fortran order, other header versions or layouts, object dtypes)
+    is read by ``np.lib.format.read_array`` with ``allow_pickle=False``. Member checksums are
+    verified as ``np.load`` does (by ``zipfile``).
+
+    Args:
+        path: The file.
+
+    Returns:
+        Member name without ``.npy`` -> array (writable, C-ordered).
+
+    Raises:
+        OSError: The file cannot be read.
+        ValueError: Not a zip archive, a damaged member, or a member that is not a valid array.
+    """
+    arrays: dict[str, np.ndarray] = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                name = info.filename.removesuffix(".npy")
+                arrays[name] = _read_npy(archive.read(info))
+    except OSError:
+        raise
+    except Exception as err:  # BadZipFile, zlib.error, NotImplementedError (method), ValueError
+        why = f"{type(err).__name__}: {err}"
+        raise ValueError(f"{path}: not a readable npz archive: {why}") from err
+    return arrays
+
+
+def _read_npy(data: bytes) -> np.ndarray:
+    """One ``.npy`` member's array (see :func:`read_npz`)."""
+    if data[:8] == _NPY_MAGIC and len(data) >= 10:
+        end = 10 + int.from_bytes(data[8:10], "little")
+        match = _NPY_HEADER.fullmatch(data[10:end].decode("latin1"))
+        if match is not None:
+            dtype = np.dtype(match[1])
+            shape = tuple(int(n) for n in match[2].split(",") if n.strip())
+            count = int(np.prod(shape, dtype=np.int64))
+            if not dtype.hasobject and len(data) - end == count * dtype.itemsize:
+                return np.frombuffer(data, dtype, count, end).reshape(shape).copy()
+    return np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
 
 
 def check_rgb(image: np.ndarray, name: str) -> None:

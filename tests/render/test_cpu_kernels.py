@@ -12,7 +12,7 @@ from posetransfer.render.correspondence import correspondence, render_pair
 from posetransfer.render.raster_reference import rasterize_reference
 from posetransfer.render.rasterize import Fragments, rasterize
 
-rasterize_module = importlib.import_module("posetransfer.render.rasterize")
+backends = importlib.import_module("posetransfer.render.backends")
 
 
 def _sheet(seed: int, batch: int, size: tuple[int, int], n: int = 24) -> tuple[torch.Tensor, ...]:
@@ -129,7 +129,7 @@ def test_render_pair_backends_agree_and_auto_takes_warp(monkeypatch: pytest.Monk
 def test_auto_falls_back_to_torch_without_warp(monkeypatch: pytest.MonkeyPatch) -> None:
     verts, faces = _sheet(2, batch=1, size=(20, 20))
     expected = rasterize(verts, faces, (20, 20), backend="torch")
-    monkeypatch.setattr(rasterize_module, "_warp_available", lambda: False)
+    monkeypatch.setattr(backends, "_warp_available", lambda: False)
     _assert_same(rasterize(verts, faces, (20, 20)), expected)
     with pytest.raises(ValueError, match="warp-lang"):
         rasterize(verts, faces, (20, 20), backend="warp")
@@ -146,3 +146,17 @@ def test_bad_backends_raise_value_errors_naming_the_problem() -> None:
         correspondence(frag, verts.double(), faces, frag, depth_tolerance=0.1, backend="warp")
     # float64 meshes under "auto" still work (torch path), in float64
     assert rasterize(verts.double(), faces, (16, 16)).depth.dtype == torch.float64
+
+
+def test_faces_changed_in_place_are_checked_and_converted_again() -> None:
+    verts, faces = _sheet(3, batch=1, size=(20, 20))
+    first = rasterize(verts, faces, (20, 20), backend="warp")
+    faces[:, [1, 2]] = faces[:, [2, 1]].clone()  # same triangles, other winding and corners
+    second = rasterize(verts, faces, (20, 20), backend="warp")
+    assert torch.equal(first.face_ids, second.face_ids)
+    # the new corner order is used (a stale int32 copy would give the old order)
+    torch.testing.assert_close(first.bary[..., [0, 2, 1]], second.bary, atol=1e-5, rtol=0)
+    _assert_same(second, rasterize(verts, faces, (20, 20), backend="torch"))
+    faces[0, 0] = verts.shape[1]  # out of range now
+    with pytest.raises(ValueError, match="faces index vertices"):
+        rasterize(verts, faces, (20, 20), backend="warp")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+import posetransfer.synth.flow_blocks as flow_blocks
 import posetransfer.synth.flow_pipeline as synth_flow
 from posetransfer.body import BodyModel, FitResult
 from posetransfer.conventions import Visibility
@@ -80,6 +82,11 @@ def test_run_writes_fits_flows_manifest_and_summary(
     assert json.loads(out.summary_path.read_text()) == json.loads(json.dumps(summary.to_dict()))
     assert out.manifest_path.read_text() == "" and read_manifest(out.manifest_path) == []
     assert "6 rendered" in format_summary(summary).replace("      ", " ")
+    cpu, wall = summary.cpu_seconds, summary.seconds
+    assert set(cpu) == {"fit", "render", "total"} and cpu["fit"] > 0 and cpu["render"] > 0
+    assert cpu["total"] == pytest.approx(cpu["fit"] + cpu["render"])
+    assert cpu["total"] < 2.5 * wall["total"]  # process CPU of at most the two busy threads
+    assert "cpu   fit" in format_summary(summary)
     fits = {item.name: FitResult.load(out.fit_path(item)) for item in plan.images}
     assert all(len(f) == 1 and f.image_size == (64, 48) and f.converged[0] for f in fits.values())
     for pair in plan.pairs:
@@ -133,7 +140,7 @@ def test_killed_run_resumes_and_leaves_valid_files(
 ) -> None:
     _run(body_model, toy, tmp_path / "reference", batch=2)
     calls = {"n": 0}
-    correspondence = synth_flow.correspondence  # one call per rendered pair
+    correspondence = flow_blocks.correspondence  # one call per rendered pair
 
     def dying_correspondence(*args, **kwargs):
         if calls["n"] == 3:
@@ -141,13 +148,13 @@ def test_killed_run_resumes_and_leaves_valid_files(
         calls["n"] += 1
         return correspondence(*args, **kwargs)
 
-    monkeypatch.setattr(synth_flow, "correspondence", dying_correspondence)
+    monkeypatch.setattr(flow_blocks, "correspondence", dying_correspondence)
     with pytest.raises(KeyboardInterrupt):
         _run(body_model, toy, tmp_path / "out", batch=2)
     flows = tmp_path / "out" / "flows"
     assert len(list(flows.glob("*.npz"))) == 3
     assert not [p for p in flows.iterdir() if p.suffix != ".npz"]  # no temporary left behind
-    monkeypatch.setattr(synth_flow, "correspondence", correspondence)
+    monkeypatch.setattr(flow_blocks, "correspondence", correspondence)
     resumed, _, _ = _run(body_model, toy, tmp_path / "out", batch=2)
     assert resumed.pairs == {"total": 6, "rendered": 3, "skipped": 3, "failed": 0}
     assert resumed.images["skipped"] == 6
@@ -161,7 +168,7 @@ def test_renders_reused_per_block_write_the_bytes_of_render_pair_per_pair(
 ) -> None:
     toy = make_toy_dataset(tmp_path / "toy", num_people=2, poses_per_person=3)  # 12 pairs
     _, plan, _ = _run(body_model, toy, tmp_path / "fitted")
-    rasterize, rasterized = synth_flow.rasterize, []
+    rasterize, rasterized = flow_blocks.rasterize, []
 
     def counting_rasterize(verts, faces, size, **kwargs):
         rasterized.append(verts)
@@ -177,7 +184,7 @@ def test_renders_reused_per_block_write_the_bytes_of_render_pair_per_pair(
             verts[poisoned][7, 0] = float("nan")
         return verts
 
-    monkeypatch.setattr(synth_flow, "rasterize", counting_rasterize)
+    monkeypatch.setattr(flow_blocks, "rasterize", counting_rasterize)
     monkeypatch.setattr(synth_flow._Run, "_block_vertices", vertices_with_a_nan)
     runs = {}
     for reuse in (False, True):
@@ -196,6 +203,36 @@ def test_renders_reused_per_block_write_the_bytes_of_render_pair_per_pair(
     assert len(runs[True][0]) == 8 and runs[True] == runs[False]  # same files, same failures
     assert "render failed: verts_src contains non-finite values" in runs[True][1]
     assert "render failed: verts_tgt contains non-finite values" in runs[True][1]
+
+
+def test_next_block_is_posed_on_its_thread_while_this_one_renders(
+    body_model: BodyModel, toy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _run(body_model, toy, tmp_path / "reference", batch=2)  # 6 pairs: 3 blocks of 2
+    prepare, render = synth_flow._Run.prepare_block, synth_flow._Run.render_block
+    threads: dict[int, str] = {}
+    started = {index: threading.Event() for index in range(3)}
+    overlapped: list[bool] = []
+
+    def recording_prepare(self, index):
+        threads[index] = threading.current_thread().name
+        started[index].set()
+        return prepare(self, index)
+
+    def waiting_render(self, block):
+        index = len(overlapped)
+        # the next block is prepared while this one renders: its posing must start meanwhile
+        overlapped.append(index == 2 or started[index + 1].wait(timeout=30))
+        yield from render(self, block)
+
+    monkeypatch.setattr(synth_flow._Run, "prepare_block", recording_prepare)
+    monkeypatch.setattr(synth_flow._Run, "render_block", waiting_render)
+    summary, _, _ = _run(body_model, toy, tmp_path / "out", batch=2)
+    assert overlapped == [True, True, True]
+    assert set(threads) == {0, 1, 2}
+    assert all(name.startswith("synth-flow-pose") for name in threads.values())
+    assert summary.pairs["rendered"] == 6
+    assert _file_bytes(tmp_path / "out" / "flows") == _file_bytes(tmp_path / "reference" / "flows")
 
 
 def test_each_fit_file_is_read_at_most_once(

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from posetransfer.body.camera import rescale_camera
 from posetransfer.body.params import BodyParams
-from posetransfer.io import atomic_write_bytes, write_npz
+from posetransfer.io import atomic_write_bytes, read_npz, write_npz
 
 __all__ = ["FitResult"]
 
@@ -152,7 +152,6 @@ class FitResult:
     def load(cls, path: str | os.PathLike[str]) -> FitResult:
         """Read a file written by :meth:`save`."""
         try:
-            with np.load(path, allow_pickle=False) as data:
-                return cls.from_dict({k: data[k] for k in data.files})
+            return cls.from_dict(read_npz(path))
         except (OSError, ValueError, KeyError) as err:
             raise ValueError(f"cannot read a FitResult from {path}: {err}") from err

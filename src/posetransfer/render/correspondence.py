@@ -33,7 +33,8 @@ import torch
 from torch import Tensor
 
 from posetransfer.conventions import Visibility
-from posetransfer.render.rasterize import Fragments, _check_mesh, rasterize, use_warp
+from posetransfer.render.backends import int32_faces, use_warp
+from posetransfer.render.rasterize import Fragments, _check_mesh, rasterize
 
 __all__ = [
     "DEFAULT_DEPTH_TOLERANCE_M",
@@ -150,7 +151,7 @@ def correspondence(
         from posetransfer.render.cpu_kernels import correspondence_cpu
 
         flow, visibility = correspondence_cpu(
-            frag_tgt.face_ids, frag_tgt.bary, verts_src, faces, frag_src.face_ids,
+            frag_tgt.face_ids, frag_tgt.bary, verts_src, int32_faces(faces), frag_src.face_ids,
             frag_src.depth, depth_tolerance,
         )  # fmt: skip
         return FlowField(flow=flow, visibility=visibility)

@@ -24,13 +24,14 @@ Coverage and tie rules (shared by :func:`rasterize` and :func:`rasterize_referen
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from posetransfer.render.backends import faces_cache, int32_faces, use_warp
 
 __all__ = ["Fragments", "barycentric", "rasterize"]
 
@@ -130,13 +131,20 @@ def _check_mesh(verts: Tensor, faces: Tensor, name: str) -> None:
         raise ValueError(f"faces must be a (F, 3) tensor, got {_describe(faces)}")
     if faces.is_floating_point() or faces.dtype == torch.bool:
         raise ValueError(f"faces must have an integer dtype, got {faces.dtype}")
-    if faces.numel() and (int(faces.min()) < 0 or int(faces.max()) >= verts.shape[1]):
+    low, high = _faces_range(faces) if faces.numel() else (0, -1)
+    if low < 0 or high >= verts.shape[1]:
         raise ValueError(
-            f"faces index vertices in [{int(faces.min())}, {int(faces.max())}] "
-            f"but {name} has {verts.shape[1]} vertices"
+            f"faces index vertices in [{low}, {high}] but {name} has {verts.shape[1]} vertices"
         )
     if not bool(torch.isfinite(verts).all()):
         raise ValueError(f"{name} contains non-finite values (nan or inf)")
+
+
+def _faces_range(faces: Tensor) -> tuple[int, int]:
+    """``(min, max)`` of a non-empty ``faces``; a body's faces are checked on every call of
+    the renderer (three times a pair), so the range is cached until they are modified in place.
+    """
+    return faces_cache(faces, "range", lambda: (int(faces.min()), int(faces.max())))
 
 
 def _describe(x: object) -> str:
@@ -271,54 +279,13 @@ def rasterize(
     if use_warp(backend, (verts,), bsz * max(height * width, nf)):
         from posetransfer.render.cpu_kernels import rasterize_cpu
 
-        face_ids, bary, depth = rasterize_cpu(verts, faces, height, width)
+        face_ids, bary, depth = rasterize_cpu(verts, int32_faces(faces), height, width)
         return Fragments(face_ids=face_ids, bary=bary, depth=depth)
     keys = torch.full((bsz * height * width,), _EMPTY_KEY, dtype=torch.int64, device=verts.device)
     setup = _face_setup(verts, faces, height, width)
     for start, stop in _chunks(setup.nx * setup.ny, chunk_faces):
         _raster_chunk(setup, start, stop, width, keys)
     return _resolve(setup, keys, nf, (bsz, height, width))
-
-
-def use_warp(backend: str, tensors: tuple[Tensor, ...], count: int) -> bool:
-    """Whether a renderer function runs its Warp CPU kernel (``backend`` of :func:`rasterize`).
-
-    Args:
-        backend: ``"auto"``, ``"torch"`` or ``"warp"``.
-        tensors: The float inputs; the kernels take float32 CPU tensors only.
-        count: The largest number of items (pixels, faces) a kernel indexes; under ``2**31``.
-
-    Returns:
-        True for ``"warp"``, and for ``"auto"`` where the kernels apply and Warp imports.
-
-    Raises:
-        ValueError: An unknown ``backend``, or ``"warp"`` for inputs the kernels do not take.
-    """
-    if backend not in ("auto", "torch", "warp"):
-        raise ValueError(f"backend must be 'auto', 'torch' or 'warp', got {backend!r}")
-    if backend == "torch":
-        return False
-    why = None
-    odd = [t for t in tensors if t.device.type != "cpu" or t.dtype != torch.float32]
-    if odd:
-        why = f"float32 CPU tensors, got {odd[0].dtype} on {odd[0].device}"
-    elif count >= 2**31:
-        why = f"fewer than 2**31 pixels and faces per batch, got {count}"
-    elif not _warp_available():
-        why = "the warp-lang package (pip install warp-lang)"
-    if why is not None and backend == "warp":
-        raise ValueError(f"backend 'warp' needs {why}")
-    return why is None
-
-
-@functools.cache
-def _warp_available() -> bool:
-    """True when the Warp kernels import (warp-lang is a dependency; this guards a broken one)."""
-    try:
-        import posetransfer.render.cpu_kernels  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def _chunks(counts: Tensor, chunk_faces: int | None) -> list[tuple[int, int]]:

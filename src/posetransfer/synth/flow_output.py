@@ -255,6 +255,8 @@ class SynthSummary:
         seconds: Wall time of the fit and render stages and in total.
         manifest: Path of the manifest.
         settings: Size, format, folders and config of the run.
+        cpu_seconds: Process CPU time (every thread, e.g. the writer's) of the same stages:
+            ``pairs / cpu_seconds["render"]`` is the render rate per core.
     """
 
     shard: int
@@ -266,6 +268,7 @@ class SynthSummary:
     seconds: dict[str, float]
     manifest: str
     settings: dict[str, object]
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         """Plain dict for JSON."""
@@ -293,6 +296,12 @@ def format_summary(summary: SynthSummary) -> str:
     lines.append(
         f"  time  fit {sec['fit']:.1f} s  render {sec['render']:.1f} s  total {sec['total']:.1f} s"
     )
+    if summary.cpu_seconds:
+        cpu = summary.cpu_seconds
+        lines.append(
+            f"  cpu   fit {cpu['fit']:.1f} s  render {cpu['render']:.1f} s  "
+            f"total {cpu['total']:.1f} s"
+        )
     lines.append(f"  manifest {summary.manifest}")
     return "\n".join(lines)
 

@@ -9,8 +9,10 @@ Stages (:func:`synthesize_flows`, plan from :func:`~posetransfer.synth.flow_plan
    its valid keypoints must lie inside it (the size comes from the image header; pixels are never
    decoded).
 2. *Render*: for each block of the shard, the converged bodies of all the block's images are
-   posed in fixed batches, then each pair is rendered and written; one writer thread compresses
-   and writes (with fsync) the previous few flow files while the next pairs render. Each image of
+   posed in fixed batches, then each pair is rendered and written. Three threads overlap: a
+   posing thread prepares the next block (fits, posed vertices) while the main thread renders
+   this one, and a writer thread compresses and writes (with fsync) the previous few flow files
+   (:mod:`~posetransfer.synth.flow_blocks`). Each image of
    the block is rasterized once, when its first pair needs it, and its fragments serve all the
    block's pairs that use it (dropped after the last one); a pair then costs one correspondence
    instead of two rasterizations and a correspondence, and its flow is bit for bit the one of
@@ -39,7 +41,7 @@ import json
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 
@@ -53,9 +55,10 @@ from posetransfer.body.fit_result import FitResult
 from posetransfer.body.params import BodyParams
 from posetransfer.data.flow_files import write_corr, write_flow
 from posetransfer.io import atomic_write_text, remove_stale_temporaries
+from posetransfer.render.backends import warm_up
 from posetransfer.render.bodies import body_image_vertices
-from posetransfer.render.correspondence import FlowField, correspondence, render_pair
-from posetransfer.render.rasterize import Fragments, rasterize
+from posetransfer.render.correspondence import render_pair
+from posetransfer.synth.flow_blocks import Block, BlockRenders
 from posetransfer.synth.flow_fits import ImageFits
 from posetransfer.synth.flow_output import (
     ManifestEntry,
@@ -95,44 +98,6 @@ def _scale_xy(verts: Tensor, fitted: tuple[int, int], size: tuple[int, int]) -> 
     return verts * scale
 
 
-class _BlockRenders:
-    """Each image of a render block rasterized once, on first use, dropped after its last pair.
-
-    An image is always rendered at one size in a run (``--size``, else its own, which a pair's
-    other image must share), so its key names one rasterization.
-    """
-
-    def __init__(self, faces: Tensor, uses: Counter[str]) -> None:
-        self.faces = faces
-        self.uses = uses  # pairs of the block still to render, per image key
-        self.fragments: dict[str, Fragments | None] = {}
-
-    def get(self, key: str, verts: Tensor, size: tuple[int, int]) -> Fragments | None:
-        """Fragments ``(1, H, W)`` of ``verts`` ``(1, V, 3)``; None when rasterizing failed."""
-        if key not in self.fragments:
-            try:
-                self.fragments[key] = rasterize(verts, self.faces, size)
-            except (ValueError, RuntimeError):
-                self.fragments[key] = None  # render_pair raises the error for each pair
-        return self.fragments[key]
-
-    def render(
-        self, keys: tuple[str, str], v_src: Tensor, v_tgt: Tensor, size: tuple[int, int], tol: float
-    ) -> FlowField:
-        """:func:`render_pair` of ``(1, V, 3)`` vertices, rasterizing each image once."""
-        frag_src, frag_tgt = self.get(keys[0], v_src, size), self.get(keys[1], v_tgt, size)
-        if frag_src is None or frag_tgt is None:
-            return render_pair(v_src, v_tgt, self.faces, size, tol)  # raises as it always did
-        return correspondence(frag_tgt, v_src, self.faces, frag_src, depth_tolerance=tol)
-
-    def done(self, keys: tuple[str, str]) -> None:
-        """One pair of these images is finished: drop the fragments nothing else needs."""
-        for key in keys:
-            self.uses[key] -= 1
-            if self.uses[key] <= 0:
-                self.fragments.pop(key, None)
-
-
 class _Run:
     """The state of one shard's run: its fits, the pair counters, the manifest and the writer."""
 
@@ -153,6 +118,7 @@ class _Run:
         self.fits = ImageFits(model, plan, out, cfg, refit, self.manifest)
         self.pairs = Counter(total=0, rendered=0, skipped=0, failed=0)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="synth-flow-write")
+        self._poser = ThreadPoolExecutor(max_workers=1, thread_name_prefix="synth-flow-pose")
         self._pending: deque[tuple[PairItem, Future[None]]] = deque()
 
     # ----------------------------------------------------------------------------- pairs
@@ -167,31 +133,43 @@ class _Run:
             out.update(zip(sub, body_image_vertices(self.model, params, camera), strict=True))
         return out
 
-    def render_block(self, index: int) -> Iterator[int]:
-        """Render the pending pairs of block ``index``; yields 1 per pair handled."""
+    def prepare_block(self, index: int) -> Block:
+        """Block ``index``'s pending pairs, its images' fits and posed vertices.
+
+        Runs on the posing thread while the previous block renders: it reads flow-file
+        existence, fits (:meth:`ImageFits.fit_of`, which writes no manifest entry) and the body
+        model, and changes nothing the rendering thread uses.
+        """
         pairs = self.plan.block(index)
-        pending = []
-        for pair in pairs:
-            self.pairs["total"] += 1
-            if pair.problem is not None:
-                self._fail_pair(pair, pair.problem, "plan")
-            elif self.out.flow_path(pair).exists():
-                self.pairs["skipped"] += 1
-            else:
-                pending.append(pair)
-                continue
-            yield 1
+        pending = [
+            k
+            for k, pair in enumerate(pairs)
+            if pair.problem is None and not self.out.flow_path(pair).exists()
+        ]
         if not pending:
-            return
+            return Block(pairs, set(), {}, {})
         # every image of the block, done or not, so the posing batches never change
         names = sorted({n for p in pairs if p.problem is None for n in (p.source, p.target)})
         status = {n: self.fits.fit_of(self.plan.image(n)) for n in names}
         good = {self.plan.image(n).key: f for n, f in status.items() if isinstance(f, FitResult)}
-        verts = self._block_vertices(sorted(good), good)
-        uses = Counter(k for pair in pending for k in self._keys(pair))
-        renders = _BlockRenders(self.model.faces, uses) if self.reuse_renders else None
+        return Block(pairs, set(pending), status, self._block_vertices(sorted(good), good))
+
+    def render_block(self, block: Block) -> Iterator[int]:
+        """Render a prepared block's pending pairs; yields 1 per pair handled."""
+        for k, pair in enumerate(block.pairs):
+            self.pairs["total"] += 1
+            if pair.problem is not None:
+                self._fail_pair(pair, pair.problem, "plan")
+            elif k not in block.pending:
+                self.pairs["skipped"] += 1
+            else:
+                continue
+            yield 1
+        pending = [pair for k, pair in enumerate(block.pairs) if k in block.pending]
+        uses = Counter(key for pair in pending for key in self._keys(pair))
+        renders = BlockRenders(self.model.faces, uses) if self.reuse_renders else None
         for pair in pending:
-            self._render_pair(pair, status, verts, renders)
+            self._render_pair(pair, block.status, block.verts, renders)
             if renders is not None:
                 renders.done(self._keys(pair))
             yield 1
@@ -205,7 +183,7 @@ class _Run:
         pair: PairItem,
         status: dict[str, FitResult | str],
         verts: dict[str, Tensor],
-        renders: _BlockRenders | None,
+        renders: BlockRenders | None,
     ) -> None:
         fit_src, fit_tgt = status[pair.source], status[pair.target]
         reasons = [
@@ -255,12 +233,24 @@ class _Run:
             return
         self.pairs["rendered"] += 1
 
+    def prepared_blocks(self, blocks: Sequence[int]) -> Iterator[Block]:
+        """The blocks in order, each prepared on the posing thread while the one before renders."""
+        if not blocks:
+            return
+        ahead = self._poser.submit(self.prepare_block, blocks[0])
+        for following in [*blocks[1:], None]:
+            block = ahead.result()
+            if following is not None:
+                ahead = self._poser.submit(self.prepare_block, following)
+            yield block
+
     def close(self) -> None:
-        """Finish the pending writes (also after an interruption) and stop the writer."""
+        """Finish the pending writes (also after an interruption); stop both threads."""
         try:
             while self._pending:
                 self._finish_write()
         finally:
+            self._poser.shutdown(wait=True, cancel_futures=True)
             self._writer.shutdown(wait=True)
 
     def _fail_pair(self, pair: PairItem, reason: str, stage: str) -> None:
@@ -318,18 +308,20 @@ def synthesize_flows(
     chunks = plan.shard_chunks(out.shard, out.num_shards)
     blocks = plan.shard_blocks(out.shard, out.num_shards)
     start = fit_done = time.perf_counter()
+    cpu_start = cpu_fit_done = time.process_time()
     try:
         with _bar(sum(len(plan.chunk(c)) for c in chunks), "fit images", progress) as bar:
             for count in run.fits.fit_stage(chunks):
                 bar.update(count)
-        fit_done = time.perf_counter()
+        fit_done, cpu_fit_done = time.perf_counter(), time.process_time()
+        warm_up()  # load the renderer's kernels before the posing thread starts
         with _bar(sum(len(plan.block(b)) for b in blocks), "render pairs", progress) as bar:
-            for index in blocks:
-                for count in run.render_block(index):
+            for block in run.prepared_blocks(blocks):
+                for count in run.render_block(block):
                     bar.update(count)
     finally:
         run.close()
-    end = time.perf_counter()
+    end, cpu_end = time.perf_counter(), time.process_time()
     if out.shard == 0:
         run.manifest[:0] = [ManifestEntry("file", item, "plan", why) for item, why in plan.notes]
     summary = SynthSummary(
@@ -340,6 +332,11 @@ def synthesize_flows(
         fit_error_px=percentiles(run.fits.errors),
         failures=dict(Counter(entry.category for entry in run.manifest)),
         seconds={"fit": fit_done - start, "render": end - fit_done, "total": end - start},
+        cpu_seconds={
+            "fit": cpu_fit_done - cpu_start,
+            "render": cpu_end - cpu_fit_done,
+            "total": cpu_end - cpu_start,
+        },
         manifest=str(out.manifest_path),
         settings={
             "dataset": str(plan.files.root),
