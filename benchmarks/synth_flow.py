@@ -4,14 +4,16 @@ Measured, at 256x176 and 128x64:
 
 - fits/s: batched Levenberg-Marquardt fit (``synth-flow``'s chunk of 64 images) against the
   baseline of one image per call;
-- pair renders/s: ``render_pair`` (two rasterizations + correspondence) against the baseline of
-  the two rasterizations alone, and the posing cost per image (Anny forward, batches of 32);
+- pair renders/s: ``render_pair`` with the Warp CPU kernels (default) against the torch
+  backend and against the two rasterizations alone, and the posing cost per image (Anny forward,
+  batches of 32);
 - the pipeline (``synthesize_flows`` on a toy dataset written to a temporary folder): fit stage
-  images/s and render stage pairs/s including posing, file writes and bookkeeping, before
-  (``reuse_renders=False``: ``render_pair`` per pair, the former path) and after (each image
-  rasterized once per render block), alternately in the same run, with CPU ms per pair; on a
+  images/s and render stage pairs/s and CPU per pair including posing, file writes and
+  bookkeeping, in three modes alternately in the same run (``render_pair`` per pair with the
+  torch renderer; each image rasterized once per render block, torch renderer; the same with
+  the Warp kernels, now), from stored fits, and in a fresh run with the fits in memory; on a
   toy with 4 poses per person (images reused within a block) and one with every image in one
-  pair (no reuse: the worst case);
+  pair (no reuse: the worst case, 4 blocks);
 - peak memory, and the projected time for DeepFashion (52,712 images, 110,536 pairs) on one core
   and on N cores (N shards).
 
@@ -26,11 +28,13 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -51,10 +55,13 @@ SIZES = ((256, 176), (128, 64))
 DEEPFASHION = {"images": 52_712, "pairs": 110_536}
 TOLERANCE_M = 0.015
 FLOW_HEADER = [
-    "HxW", "toy dataset", "pairs", "rasters/pair", "render_pair pairs/s", "pipeline pairs/s before",
-    "after", "after/before", "after/render_pair", "CPU ms/pair render_pair", "before", "after",
-    "pairs per CPU-s after",
+    "HxW", "toy dataset", "pairs", "blocks", "rasters/pair", "pairs/s: per pair, torch",
+    "reuse, torch", "reuse, warp (now)", "now/reuse torch", "render CPU ms/pair: per pair, torch",
+    "reuse, torch", "now", "pairs per CPU-s now", "whole call CPU ms/pair now",
+    "fresh run: pairs/s", "fresh run: pairs per CPU-s",
 ]  # fmt: skip
+#: Pipeline modes compared: (name, reuse_renders, Warp kernels on).
+MODES = (("per_pair_torch", False, False), ("reuse_torch", True, False), ("now", True, True))
 PROJECTION_HEADER = ["HxW", "hours, 1 core", "hours, 2 shards", "hours, 16 shards"]
 
 
@@ -98,14 +105,16 @@ def bench_fit(
 
 
 def bench_render(model: BodyModel, size: tuple[int, int], pairs: int, repeat: int) -> dict:
-    """render_pair vs rasterization alone, per pair; posing per image."""
+    """render_pair (Warp kernels; torch backend as baseline) vs rasterization alone; posing."""
     views = synthetic_views(model, torch.Generator().manual_seed(2), pairs + 1, size)
     verts = body_image_vertices(model, views.params, views.camera)
     faces = model.faces
 
-    def pairs_render() -> None:
+    def pairs_render(backend: str = "auto") -> None:
         for k in range(pairs):
-            render_pair(verts[k : k + 1], verts[k + 1 : k + 2], faces, size, TOLERANCE_M)
+            render_pair(
+                verts[k : k + 1], verts[k + 1 : k + 2], faces, size, TOLERANCE_M, backend=backend
+            )
 
     def pairs_raster() -> None:
         for k in range(pairs):
@@ -122,9 +131,11 @@ def bench_render(model: BodyModel, size: tuple[int, int], pairs: int, repeat: in
         pairs_render()
         cpu_render.append(time.process_time() - start)
     t_raster = best_time(pairs_raster, repeat) / pairs
+    t_torch = best_time(lambda: pairs_render("torch"), repeat) / pairs
     t_pose = best_time(pose, repeat) / min(32, pairs + 1)
     return {
         "render": 1 / t_render,
+        "render_torch": 1 / t_torch,
         "raster": 1 / t_raster,
         "pose_ms": 1e3 * t_pose,
         "render_cpu_ms": 1e3 * min(cpu_render) / pairs,
@@ -137,17 +148,33 @@ def _one_way_pairs(root: Path) -> None:
         write_pairs_csv(path, [(s, t) for s, t in read_pairs_csv(path) if s < t])
 
 
+@contextlib.contextmanager
+def _warp_kernels(enabled: bool) -> Iterator[None]:
+    """Run the renderer with (the default) or without its Warp CPU kernels (torch backend)."""
+    module = importlib.import_module("posetransfer.render.backends")
+    original = module._warp_available
+    if not enabled:
+        module._warp_available = lambda: False
+    try:
+        yield
+    finally:
+        module._warp_available = original
+
+
 def bench_pipeline(
     model: BodyModel, size: tuple[int, int], people: int, poses: int, runs: int, one_way: bool
 ) -> dict:
-    """``synthesize_flows`` on a toy dataset, the former path (``render_pair`` per pair) and now.
+    """``synthesize_flows`` on a toy dataset in the three :data:`MODES`, alternately.
 
-    A fresh run gives the fit stage's images/s. Then ``runs`` rounds, each rendering every pair
-    from the stored fits once with ``reuse_renders=False`` (before) and once with True (after),
-    each into a new folder; the best round of each is kept (other processes only add time).
-    Per path: render-stage pairs/s (wall) and CPU ms per pair (``process_time`` of the whole
-    call, writer thread and the fit files' loading included, divided by the pairs). Both paths'
-    files are checked to be the same bytes.
+    ``runs`` fresh runs (fit, then render with the fits in memory, each into a new folder) give
+    the fit stage's images/s and the render stage's pairs/s and CPU. Then ``runs`` rounds,
+    each rendering every pair from the
+    stored fits once per mode (``render_pair`` per pair with the torch renderer; each image
+    rasterized once per block, torch renderer; the same with the Warp kernels, now), each into
+    a new folder; the best round of each is kept (other processes only add time). Per mode:
+    render-stage pairs/s (wall) and CPU ms per pair (process CPU of the render stage, every
+    thread, from the summary's ``cpu_seconds``) and of the whole call (the fit files' loading
+    included). All modes' files are checked to be the same bytes.
     """
     best: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -158,16 +185,21 @@ def bench_pipeline(
             _one_way_pairs(root)
         cfg = SynthFlowConfig()
         plan = build_plan(root, fit_batch=cfg.fit_batch, render_block=cfg.render_block)
-        out = SynthOutput.create(Path(tmp) / "fitted")
-        summary = synthesize_flows(model, plan, out, cfg)
-        assert summary.pairs["rendered"] == len(plan.pairs), summary.failures
-        files = list(out.flows_dir.glob("*.npz"))
+        fresh = []
+        for run in range(runs):
+            out = SynthOutput.create(Path(tmp) / ("fitted" if run == 0 else f"fresh{run}"))
+            fresh.append(synthesize_flows(model, plan, out, cfg))
+            assert fresh[-1].pairs["rendered"] == len(plan.pairs), fresh[-1].failures
+        files = list((Path(tmp) / "fitted" / "flows").glob("*.npz"))
         best = {
             "images": len(plan.images),
             "pairs": len(plan.pairs),
-            "fit": len(plan.images) / summary.seconds["fit"],
+            "blocks": plan.num_blocks,
+            "fit": max(len(plan.images) / f.seconds["fit"] for f in fresh),
+            "fresh": max(len(plan.pairs) / f.seconds["render"] for f in fresh),
+            "fresh_cpu_ms": min(1e3 * f.cpu_seconds["render"] / len(plan.pairs) for f in fresh),
             "kib": sum(f.stat().st_size for f in files) / len(files) / 1024,
-            "fit_p50": summary.fit_error_px.get("p50", float("nan")),
+            "fit_p50": fresh[0].fit_error_px.get("p50", float("nan")),
             "rasters_per_pair": sum(
                 len({n for p in plan.block(b) for n in (p.source, p.target)})
                 for b in range(plan.num_blocks)
@@ -176,18 +208,26 @@ def bench_pipeline(
         }
         for run in range(runs):
             written = {}
-            for name, reuse in (("before", False), ("after", True)):
+            for name, reuse, kernels in MODES:
                 out = SynthOutput.create(Path(tmp) / f"{name}{run}", from_fits=Path(tmp) / "fitted")
-                cpu = time.process_time()
-                summary = synthesize_flows(model, plan, out, cfg, refit=False, reuse_renders=reuse)
-                cpu = time.process_time() - cpu
+                with _warp_kernels(kernels):
+                    cpu = time.process_time()
+                    summary = synthesize_flows(
+                        model, plan, out, cfg, refit=False, reuse_renders=reuse
+                    )
+                    cpu = time.process_time() - cpu
                 assert summary.pairs["rendered"] == len(plan.pairs), summary.failures
-                rate = len(plan.pairs) / summary.seconds["render"]
-                best[name] = max(rate, best.get(name, rate))
-                ms = 1e3 * cpu / len(plan.pairs)
-                best[f"{name}_cpu_ms"] = min(ms, best.get(f"{name}_cpu_ms", ms))
+                figures = {
+                    name: len(plan.pairs) / summary.seconds["render"],
+                    f"{name}_cpu_ms": 1e3 * summary.cpu_seconds["render"] / len(plan.pairs),
+                    f"{name}_call_cpu_ms": 1e3 * cpu / len(plan.pairs),
+                }
+                for key, value in figures.items():
+                    better = max if key == name else min
+                    best[key] = better(value, best.get(key, value))
                 written[name] = {p.name: p.read_bytes() for p in out.flows_dir.iterdir()}
-            assert written["before"] == written["after"], "the two paths wrote different files"
+            first = written[MODES[0][0]]
+            assert all(w == first for w in written.values()), "the modes wrote different files"
     return best
 
 
@@ -236,29 +276,30 @@ def main(argv: list[str] | None = None) -> None:
         _log(name, "pipeline", p)
         rows.append([
             name, fit["batched"], fit["single"], fit["batched"] / fit["single"],
-            render["render"], render["raster"], render["raster"] / render["render"],
-            render["pose_ms"], p["fit"], p["after"], p["kib"],
+            render["render"], render["render_torch"], render["render"] / render["render_torch"],
+            render["raster"], render["raster"] / render["render"],
+            render["pose_ms"], p["fit"], p["now"], p["kib"],
         ])  # fmt: skip
         # the worst case for reuse: every image in one pair (2 poses per person, one direction)
-        worst = bench_pipeline(model, size, 4 * people, 2, runs, one_way=True)
+        worst = bench_pipeline(model, size, 16 * people, 2, runs, one_way=True)
         _log(name, "pipeline, one pair per image", worst)
         for label, q in (("4 poses/person, both directions", p), ("one pair per image", worst)):
             flow_rows.append([
-                name, label, q["pairs"], q["rasters_per_pair"], render["render"], q["before"],
-                q["after"], q["after"] / q["before"], q["after"] / render["render"],
-                render["render_cpu_ms"], q["before_cpu_ms"], q["after_cpu_ms"],
-                1e3 / q["after_cpu_ms"],
+                name, label, q["pairs"], q["blocks"], q["rasters_per_pair"], q["per_pair_torch"],
+                q["reuse_torch"], q["now"], q["now"] / q["reuse_torch"],
+                q["per_pair_torch_cpu_ms"], q["reuse_torch_cpu_ms"], q["now_cpu_ms"],
+                1e3 / q["now_cpu_ms"], q["now_call_cpu_ms"], q["fresh"], 1e3 / q["fresh_cpu_ms"],
             ])  # fmt: skip
     figures, warp = bench_accuracy(model, views)
     _log("accuracy", figures, warp)
     header = [
         "HxW", "fits/s batched", "fits/s single", "ratio", "pairs/s render_pair",
-        "pairs/s raster only", "raster/render", "pose ms/img", "pipeline fits/s",
-        "pipeline pairs/s", "KiB/flow",
+        "render_pair, torch", "warp/torch", "pairs/s raster only", "raster/render",
+        "pose ms/img", "pipeline fits/s", "pipeline pairs/s", "KiB/flow",
     ]  # fmt: skip
     projection = []
     for name, p in pipeline.items():
-        hours = (DEEPFASHION["images"] / p["fit"] + DEEPFASHION["pairs"] / p["after"]) / 3600
+        hours = (DEEPFASHION["images"] / p["fit"] + DEEPFASHION["pairs"] / p["now"]) / 3600
         projection.append([name, hours, hours / 2, hours / 16])
     acc_rows = [[k, v] for k, v in figures.items()]
     acc_rows += [[f"textured warp by true flow: {k}", v] for k, v in warp.items()]
@@ -266,21 +307,27 @@ def main(argv: list[str] | None = None) -> None:
     body = (
         f"1 torch thread; best of {repeat} runs. Fits: batched = one call for {fit_batch} "
         f"synthetic images (as synth-flow's chunks), single = one call per image (baseline). "
-        f"Renders: one pair per call; raster only = the two rasterizations without "
-        f"correspondence (baseline). Pipeline = `synthesize_flows` on a "
+        f"Renders: one pair per call with the Warp CPU kernels (the default); render_pair, "
+        f"torch = the torch backend (baseline); raster only = the two rasterizations without "
+        f"correspondence. Pipeline = `synthesize_flows` on a "
         f"toy dataset ({p0['images']} images, {p0['pairs']} pairs; "
         f"toy fit error p50 {p0['fit_p50']:.2f} px): fit stage incl. image-header checks and fit "
-        f"files, render stage incl. posing and npz writes (after: best round below). Targets per "
+        f"files, render stage incl. posing and npz writes (now: best round below). Targets per "
         f"core at 256x176: >= 15 fits/s, >= 50 pair renders/s, pipeline >= 100 pairs/s.\n\n"
         f"{markdown_table(header, rows)}\n\n"
-        f"Pipeline render stage, before (`reuse_renders=False`: `render_pair` per pair, two "
-        f"rasterizations and a correspondence) and after (each image rasterized once per render "
-        f"block, one correspondence per pair), measured alternately in this run from the same "
-        f"stored fits, best of {runs} rounds, the files of both byte-identical (checked). "
-        f"pairs/s = render-stage wall rate (the writer thread overlaps); CPU ms/pair = process "
-        f"CPU time of the whole call (main and writer threads, fit files loaded) per pair, so "
-        f"1000 / CPU ms is pairs per CPU-second (per core). rasters/pair = distinct images per "
-        f"render block over pairs (after; before it is 2):\n\n"
+        f"Pipeline render stage in three modes, measured alternately in this run from the same "
+        f"stored fits, best of {runs} rounds, the files of all three byte-identical (checked): "
+        f"per pair, torch = `reuse_renders=False` (`render_pair` per pair: two rasterizations "
+        f"and a correspondence) with the torch renderer; reuse, torch = each image rasterized "
+        f"once per render block, torch renderer; now = reuse with the Warp kernels. "
+        f"pairs/s = render-stage wall rate (the posing and writer threads overlap the "
+        f"renders; the first block's posing does not); render CPU ms/pair = process CPU time "
+        f"of the render stage, all threads, per pair (`cpu_seconds` of the summary), so "
+        f"1000 / CPU ms is pairs per CPU-second (per core); whole call = the same for the "
+        f"whole `synthesize_flows` call, the fit files' loading included. Fresh run = a run "
+        f"that fits the images, then renders with the fits in memory (the normal case; best "
+        f"of {runs}, each into a new folder). rasters/pair = distinct images per render block "
+        f"over pairs (with reuse; per pair it is 2):\n\n"
         f"{markdown_table(FLOW_HEADER, flow_rows)}\n\n"
         f"Projected DeepFashion time ({DEEPFASHION['images']} images, {DEEPFASHION['pairs']} "
         f"pairs) from the pipeline rates:\n\n"
