@@ -137,7 +137,16 @@ def test_read_npz_equals_np_load_for_plain_and_unusual_members(tmp_path):
             continue
         assert sorted(damaged) == sorted(got), position
         for key in got:
+            assert damaged[key].dtype == got[key].dtype, (position, key)
             np.testing.assert_array_equal(damaged[key], got[key])
+    # a header numpy would refuse ("(,)" is no shape) is refused, not read as a scalar
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (,), }"
+    header += " " * (63 - (10 + len(header)) % 64) + "\n"
+    member = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode()
+    with zipfile.ZipFile(tmp_path / "odd.npz", "w") as archive:
+        archive.writestr("x.npy", member + np.float32(1).tobytes())
+    with pytest.raises(ValueError):
+        read_npz(tmp_path / "odd.npz")
     (tmp_path / "text.npz").write_text("not a zip")
     with pytest.raises(ValueError, match=r"text\.npz: not a readable npz archive"):
         read_npz(tmp_path / "text.npz")

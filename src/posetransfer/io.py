@@ -188,7 +188,7 @@ def write_npz(file: IO[bytes], compresslevel: int | None = None, /, **arrays: np
 #: 'shape': (...), }`` padded with spaces; anything else goes to numpy's own parser.
 _NPY_HEADER = re.compile(
     r"\{'descr': '([<>|=]?[a-zA-Z][0-9]*)', 'fortran_order': False, "
-    r"'shape': \(((?:[0-9]+, )*[0-9]*,?)\), \} *\n"
+    r"'shape': \(((?:[0-9]+, )*(?:[0-9]+,?)?)\), \} *\n"
 )
 _NPY_MAGIC = b"\x93NUMPY\x01\x00"
 
@@ -207,7 +207,8 @@ def read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         path: The file.
 
     Returns:
-        Member name without ``.npy`` -> array (writable, C-ordered).
+        Member name without ``.npy`` -> array (writable, C-ordered). Every member must be an
+        ``.npy`` array (``np.load`` would hand other members back as bytes).
 
     Raises:
         OSError: The file cannot be read.
@@ -219,7 +220,7 @@ def read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
             for info in archive.infolist():
                 name = info.filename.removesuffix(".npy")
                 arrays[name] = _read_npy(archive.read(info))
-    except OSError:
+    except (OSError, MemoryError):
         raise
     except Exception as err:  # BadZipFile, zlib.error, NotImplementedError (method), ValueError
         why = f"{type(err).__name__}: {err}"
@@ -236,7 +237,8 @@ def _read_npy(data: bytes) -> np.ndarray:
             dtype = np.dtype(match[1])
             shape = tuple(int(n) for n in match[2].split(",") if n.strip())
             count = int(np.prod(shape, dtype=np.int64))
-            if not dtype.hasobject and len(data) - end == count * dtype.itemsize:
+            plain = not dtype.hasobject and dtype.itemsize > 0
+            if plain and len(data) - end == count * dtype.itemsize:
                 return np.frombuffer(data, dtype, count, end).reshape(shape).copy()
     return np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
 

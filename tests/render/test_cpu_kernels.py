@@ -160,3 +160,29 @@ def test_faces_changed_in_place_are_checked_and_converted_again() -> None:
     faces[0, 0] = verts.shape[1]  # out of range now
     with pytest.raises(ValueError, match="faces index vertices"):
         rasterize(verts, faces, (20, 20), backend="warp")
+
+
+def test_inference_mode_faces_and_int32_face_ids_work_on_both_backends() -> None:
+    verts, faces = _sheet(4, batch=1, size=(24, 24))
+    with torch.inference_mode():
+        frozen = faces.clone()  # an inference tensor: no version counter
+        for backend in ("torch", "warp"):
+            frag = rasterize(verts, frozen, (24, 24), backend=backend)  # type: ignore[arg-type]
+            assert frag.foreground.any()
+    frag = rasterize(verts, faces, (24, 24))
+    narrow = Fragments(face_ids=frag.face_ids.int(), bary=frag.bary, depth=frag.depth)
+    expected = correspondence(frag, verts, faces, frag, depth_tolerance=0.1, backend="torch")
+    got = correspondence(narrow, verts, faces, narrow, depth_tolerance=0.1)
+    assert torch.equal(got.flow, expected.flow)
+    assert torch.equal(got.visibility, expected.visibility)
+
+
+@pytest.mark.parametrize("backend", ["torch", "warp"])
+def test_coordinates_too_large_for_float32_are_refused(backend: str) -> None:
+    # depths near 3e38 would overflow to inf in float32; the backends would then disagree
+    verts, faces = _sheet(4, batch=1, size=(16, 16))
+    verts[..., 2] = 3e38
+    with pytest.raises(ValueError, match=r"verts has a value of magnitude 3e\+38"):
+        rasterize(verts, faces, (16, 16), backend=backend)  # type: ignore[arg-type]
+    verts[..., 2] = 1e10  # the largest accepted magnitude renders
+    assert rasterize(verts, faces, (16, 16), backend=backend).foreground.any()  # type: ignore[arg-type]

@@ -10,14 +10,12 @@ dependency, also of Anny), else ``torch`` (GPUs, float64).
 from __future__ import annotations
 
 import functools
-from collections import OrderedDict
-from collections.abc import Callable
-from typing import Any, Literal, TypeVar
+from typing import Literal
 
 import torch
 from torch import Tensor
 
-__all__ = ["faces_cache", "int32_faces", "use_warp", "warm_up"]
+__all__ = ["int32_faces", "use_warp", "warm_up"]
 
 
 def use_warp(backend: str, tensors: tuple[Tensor, ...], count: int) -> bool:
@@ -74,41 +72,12 @@ def _warp_available() -> bool:
     return True
 
 
-_T = TypeVar("_T")
-#: (id, what) -> (the faces tensor itself, its version counter, value); a few recent entries.
-_FACES_CACHE: OrderedDict[tuple[int, str], tuple[Tensor, int, Any]] = OrderedDict()
-_FACES_CACHE_SIZE = 8
-
-
-def faces_cache(faces: Tensor, what: str, make: Callable[[], _T]) -> _T:
-    """``make()`` for this ``faces`` tensor, computed again only after it changes in place.
-
-    The renderer checks and converts the same body faces on every call (a few times per pair);
-    this keeps the result per tensor object. An entry holds the tensor itself, so its ``id``
-    cannot be reused by another tensor while cached, and its version counter, which every
-    in-place change bumps.
-
-    Args:
-        faces: The faces tensor the value is derived from.
-        what: Which value (one cache serves several).
-        make: Computes the value from ``faces``.
-
-    Returns:
-        The cached or new value.
-    """
-    key = (id(faces), what)
-    entry = _FACES_CACHE.get(key)
-    if entry is not None and entry[0] is faces and entry[1] == faces._version:
-        _FACES_CACHE.move_to_end(key)
-        return entry[2]
-    value = make()
-    _FACES_CACHE[key] = (faces, faces._version, value)
-    _FACES_CACHE.move_to_end(key)
-    while len(_FACES_CACHE) > _FACES_CACHE_SIZE:
-        _FACES_CACHE.popitem(last=False)
-    return value
-
-
 def int32_faces(faces: Tensor) -> Tensor:
-    """``faces`` as the contiguous int32 tensor the Warp kernels take, made once per tensor."""
-    return faces_cache(faces, "int32", lambda: faces.to(torch.int32).contiguous())
+    """``faces`` as the contiguous int32 tensor the Warp kernels take (itself if it is one).
+
+    Callers that render one mesh many times (``synth-flow``) convert its faces once with this,
+    so each call skips the copy; the torch backend takes int32 faces as well.
+    """
+    if faces.dtype == torch.int32 and faces.is_contiguous():
+        return faces
+    return faces.to(torch.int32).contiguous()

@@ -127,7 +127,7 @@ def correspondence(
 
     ``backend`` as in :func:`~posetransfer.render.rasterize`: the ``warp`` kernel
     (:mod:`~posetransfer.render.cpu_kernels`, float32 CPU inputs) gives the same bits as
-    ``torch``, ~8x faster on a 256x176 body.
+    ``torch``: 0.8 instead of 1.7 ms for a 256x176 body on one core.
 
     Args:
         frag_tgt: Target render, ``(B, H, W)`` fragments of the mesh in the target view.
@@ -147,12 +147,13 @@ def correspondence(
     bsz, height, width = frag_tgt.face_ids.shape
     src_h, src_w = frag_src.size
     floats = (frag_tgt.bary, verts_src, frag_src.depth)
-    if use_warp(backend, floats, max(frag_tgt.face_ids.numel(), frag_src.face_ids.numel())):
+    count = max(frag_tgt.face_ids.numel(), frag_src.face_ids.numel(), verts_src[..., 0].numel())
+    if use_warp(backend, floats, count):
         from posetransfer.render.cpu_kernels import correspondence_cpu
 
         flow, visibility = correspondence_cpu(
-            frag_tgt.face_ids, frag_tgt.bary, verts_src, int32_faces(faces), frag_src.face_ids,
-            frag_src.depth, depth_tolerance,
+            frag_tgt.face_ids.long(), frag_tgt.bary.detach(), verts_src.detach(),
+            int32_faces(faces), frag_src.face_ids.long(), frag_src.depth.detach(), depth_tolerance,
         )  # fmt: skip
         return FlowField(flow=flow, visibility=visibility)
     flow = torch.zeros(bsz, 2, height, width, dtype=torch.float32, device=verts_src.device)

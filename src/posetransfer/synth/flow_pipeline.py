@@ -55,7 +55,7 @@ from posetransfer.body.fit_result import FitResult
 from posetransfer.body.params import BodyParams
 from posetransfer.data.flow_files import write_corr, write_flow
 from posetransfer.io import atomic_write_text, remove_stale_temporaries
-from posetransfer.render.backends import warm_up
+from posetransfer.render.backends import int32_faces, warm_up
 from posetransfer.render.bodies import body_image_vertices
 from posetransfer.render.correspondence import render_pair
 from posetransfer.synth.flow_blocks import Block, BlockRenders
@@ -112,6 +112,7 @@ class _Run:
         reuse_renders: bool = True,
     ) -> None:
         self.model, self.plan, self.out, self.cfg = model, plan, out, cfg
+        self.faces = int32_faces(model.faces)  # converted once, not on every render call
         self.size = size
         self.reuse_renders = reuse_renders
         self.manifest: list[ManifestEntry] = []
@@ -167,7 +168,7 @@ class _Run:
             yield 1
         pending = [pair for k, pair in enumerate(block.pairs) if k in block.pending]
         uses = Counter(key for pair in pending for key in self._keys(pair))
-        renders = BlockRenders(self.model.faces, uses) if self.reuse_renders else None
+        renders = BlockRenders(self.faces, uses) if self.reuse_renders else None
         for pair in pending:
             self._render_pair(pair, block.status, block.verts, renders)
             if renders is not None:
@@ -209,7 +210,7 @@ class _Run:
         tol = self.cfg.depth_tolerance_m
         try:
             if renders is None:
-                field = render_pair(v_src, v_tgt, self.model.faces, size, tol)
+                field = render_pair(v_src, v_tgt, self.faces, size, tol)
             else:
                 field = renders.render(keys, v_src, v_tgt, size, tol)
         except (ValueError, RuntimeError) as exc:
@@ -245,7 +246,11 @@ class _Run:
             yield block
 
     def close(self) -> None:
-        """Finish the pending writes (also after an interruption); stop both threads."""
+        """Finish the pending writes (also after an interruption); stop both threads.
+
+        A block being prepared is finished first (it may be fitting another shard's chunk on
+        the fly, a few seconds); blocks not started yet are dropped.
+        """
         try:
             while self._pending:
                 self._finish_write()
