@@ -24,6 +24,7 @@ Coverage and tie rules (shared by :func:`rasterize` and :func:`rasterize_referen
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -140,9 +141,9 @@ def _check_mesh(verts: Tensor, faces: Tensor, name: str) -> None:
             raise ValueError(
                 f"faces index vertices in [{low}, {high}] but {name} has {verts.shape[1]} vertices"
             )
-    if not bool(torch.isfinite(verts).all()):
+    peak = float(verts.abs().amax()) if verts.numel() else 0.0  # nan if any value is nan
+    if not math.isfinite(peak):
         raise ValueError(f"{name} contains non-finite values (nan or inf)")
-    peak = float(verts.abs().max()) if verts.numel() else 0.0
     if peak > MAX_COORDINATE:
         raise ValueError(
             f"{name} has a value of magnitude {peak:g}; the renderer takes image-space "
