@@ -7,7 +7,10 @@ import importlib
 import pytest
 import torch
 
+from posetransfer.body.anny_model import BodyModel
 from posetransfer.conventions import Visibility
+from posetransfer.render.accuracy import synthetic_views
+from posetransfer.render.bodies import body_image_vertices
 from posetransfer.render.correspondence import correspondence, render_pair
 from posetransfer.render.raster_reference import rasterize_reference
 from posetransfer.render.rasterize import Fragments, rasterize
@@ -186,3 +189,15 @@ def test_coordinates_too_large_for_float32_are_refused(backend: str) -> None:
         rasterize(verts, faces, (16, 16), backend=backend)  # type: ignore[arg-type]
     verts[..., 2] = 1e10  # the largest accepted magnitude renders
     assert rasterize(verts, faces, (16, 16), backend=backend).foreground.any()  # type: ignore[arg-type]
+
+
+def test_body_renders_and_flows_equal_torch_bit_for_bit(body_model: BodyModel) -> None:
+    size = (96, 64)
+    views = synthetic_views(body_model, torch.Generator().manual_seed(4), 4, size)
+    verts = body_image_vertices(body_model, views.params, views.camera)
+    assert verts.dtype == torch.float32
+    ours = render_pair(verts[:2], verts[2:], body_model.faces, size, 0.015, backend="warp")
+    theirs = render_pair(verts[:2], verts[2:], body_model.faces, size, 0.015, backend="torch")
+    assert (ours.visibility == int(Visibility.VISIBLE)).sum() > 500
+    assert torch.equal(ours.flow, theirs.flow)
+    assert torch.equal(ours.visibility, theirs.visibility)
